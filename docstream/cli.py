@@ -1,0 +1,63 @@
+"""The `docstream` command line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from docstream.errors import DocstreamError
+
+COMMANDS = ("run", "query", "schema", "produce", "train", "evaluate", "model")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="docstream",
+        description="Classify news and social posts from files or Kafka into a SQL store.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"docstream.commands.{name.replace('-', '_')}")
+        except ModuleNotFoundError as e:
+            if e.name and e.name.startswith("docstream.commands"):
+                continue  # command not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if "--" in args_list:  # everything after `--` goes to Beam untouched
+        cut = args_list.index("--")
+        args_list, extra = args_list[:cut], args_list[cut + 1 :]
+    parser = build_parser()
+    if not args_list:
+        args_list = ["run"]  # no arguments: the main job on embedded defaults
+    args = parser.parse_args(args_list)
+    args.beam_args = extra
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except DocstreamError as e:
+        print(f"docstream {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"docstream {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

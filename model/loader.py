@@ -1,0 +1,50 @@
+"""Load a model artifact into a ready `TextClassifier`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from model.artifact import ADAPTER_DIR, ENCODER_FILE, HEAD_FILE, ModelManifest, read_manifest
+from model.classifier import TextClassifier, load_base_encoder
+from model.errors import ArtifactError
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    manifest: ModelManifest
+    module: TextClassifier
+    path: Path
+
+
+def build_module(manifest: ModelManifest, directory: Path | None,
+                 random_weights: bool = False) -> TextClassifier:
+    """The network described by `manifest`, with the artifact's weights if `directory`."""
+    encoder = load_base_encoder(random_weights=random_weights)
+    module = TextClassifier(encoder, n_labels=len(manifest.labels))
+    if directory is None:
+        return module
+    try:
+        if manifest.mode == "full":
+            module.encoder.load_state_dict(load_file(str(directory / ENCODER_FILE)))
+        elif manifest.mode == "lora":
+            from peft import PeftModel
+
+            peft_model = PeftModel.from_pretrained(module.encoder, str(directory / ADAPTER_DIR))
+            module.encoder = peft_model.merge_and_unload()
+        module.head.load_state_dict(load_file(str(directory / HEAD_FILE)))
+    except (OSError, RuntimeError, ValueError, KeyError) as e:
+        raise ArtifactError(f"model artifact {directory}: weights do not load: {e}") from e
+    return module
+
+
+def load_model(directory: str | Path) -> LoadedModel:
+    """Read, verify and load an artifact; raises ArtifactError with the reason if it can't."""
+    path = Path(directory)
+    manifest = read_manifest(path)
+    module = build_module(manifest, path)
+    module.eval()
+    return LoadedModel(manifest=manifest, module=module, path=path)

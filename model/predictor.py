@@ -1,0 +1,122 @@
+"""Inference hygiene in one place: device, precision, threads, padding, inference mode."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from functools import lru_cache
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from model.batching import token_budget_batches
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+@lru_cache(maxsize=1)
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has native bf16 matmul (AVX512-BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def pick_precision(device: torch.device, precision: Precision, allowed: Sequence[str]) -> str:
+    """The numeric mode to run: explicit, or the fastest one the artifact allows here."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        if "bf16" in allowed and torch.cuda.is_bf16_supported():
+            return "bf16"
+        return "fp16" if "fp16" in allowed else "fp32"
+    return "bf16" if ("bf16" in allowed and cpu_has_fast_bf16()) else "fp32"
+
+
+class Predictor:
+    """Runs a classifier over token-id sequences in token-budget batches.
+
+    Example:
+        >>> p = Predictor(module, labels=["a", "b"])  # doctest: +SKIP
+        >>> p.logits([[101, 2054, 102]]).shape  # doctest: +SKIP
+        (1, 2)
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        *,
+        device: str | None = None,
+        precision: Precision = "auto",
+        allowed_precisions: Sequence[str] = ("fp32", "bf16", "fp16"),
+        max_tokens_per_batch: int | None = None,
+        max_batch_size: int = 256,
+        threads: int | None = None,
+        pad_id: int = 0,
+    ) -> None:
+        self.device = pick_device(device)
+        self.precision = pick_precision(self.device, precision, allowed_precisions)
+        if self.device.type == "cpu":
+            want = threads or int(os.environ.get("DOCSTREAM_TORCH_THREADS", "0")) or None
+            if want:
+                torch.set_num_threads(want)
+        self.max_tokens = max_tokens_per_batch or (65536 if self.device.type == "cuda" else 4096)
+        self.max_batch_size = max_batch_size if self.device.type == "cpu" else 4096
+        self.pad_id = pad_id
+        self.module = module.to(self.device).eval()
+        log.info("predictor on %s, %s, token budget %d", self.device, self.precision, self.max_tokens)
+
+    def _autocast(self) -> AbstractContextManager[object]:
+        if self.precision == "fp32":
+            return nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def _pad(self, seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(s) for s in seqs)
+        ids = np.full((len(seqs), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(seqs), width), dtype=np.int64)
+        for row, s in enumerate(seqs):
+            ids[row, : len(s)] = s
+            mask[row, : len(s)] = 1
+        t_ids, t_mask = torch.from_numpy(ids), torch.from_numpy(mask)
+        if self.device.type == "cuda":
+            t_ids = t_ids.pin_memory().to(self.device, non_blocking=True)
+            t_mask = t_mask.pin_memory().to(self.device, non_blocking=True)
+        return t_ids, t_mask
+
+    def logits(self, seqs: Sequence[Sequence[int]]) -> np.ndarray:
+        """Float32 logits, one row per sequence, in input order."""
+        if not seqs:
+            return np.zeros((0, 0), dtype=np.float32)
+        lengths = [len(s) for s in seqs]
+        batches = token_budget_batches(lengths, self.max_tokens, self.max_batch_size)
+        out: np.ndarray | None = None
+        pending: list[tuple[list[int], torch.Tensor]] = []
+        with torch.inference_mode(), self._autocast():
+            for idx in batches:
+                ids, mask = self._pad([seqs[i] for i in idx])
+                pending.append((idx, self.module(ids, mask).float()))
+        for idx, result in pending:  # one device sync at the end, not one per batch
+            rows = result.cpu().numpy()
+            if out is None:
+                out = np.empty((len(seqs), rows.shape[1]), dtype=np.float32)
+            out[idx] = rows
+        if out is None:  # unreachable: seqs is non-empty
+            raise RuntimeError("no batch was run")
+        return out

@@ -1,0 +1,1 @@
+"""Text preprocessing shared by training, evaluation and `run`: clean → split → chunk."""
