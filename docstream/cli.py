@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from docstream.errors import DocstreamError
+from model.errors import ModelError
 
 COMMANDS = ("run", "query", "schema", "produce", "train", "evaluate", "model")
 
@@ -51,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args))
-    except DocstreamError as e:
+    except (DocstreamError, ModelError) as e:
         print(f"docstream {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

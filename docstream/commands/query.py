@@ -1,0 +1,82 @@
+"""`docstream query`: read results through a read-only connection."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+from docstream.errors import ConfigError
+from store.engine import default_url, make_readonly_engine
+from store.query import query_results
+
+
+def _iso(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from e
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("query", help="list results from the store (read-only)")
+    p.add_argument("--db", metavar="URL", help="database URL (default $DOCSTREAM_DB or "
+                   "sqlite:///docstream.db)")
+    p.add_argument("--label")
+    p.add_argument("--since", type=_iso, metavar="ISO", help="processed at or after this time")
+    p.add_argument("--min-score", type=float)
+    p.add_argument("--needs-review", action="store_true", help="only results flagged for review")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument("--limit", type=int, default=100, help="at most N rows (0: all)")
+    p.set_defaults(func=run)
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.limit < 0:
+        raise ConfigError("--limit must be >= 0")
+    since = args.since
+    if since is not None and since.tzinfo is not None and (args.db or default_url()).startswith(
+        "sqlite"
+    ):
+        since = since.replace(tzinfo=None) - (since.utcoffset() or since - since)
+    engine = make_readonly_engine(args.db or default_url())
+    try:
+        rows = query_results(
+            engine, label=args.label, since=since, min_score=args.min_score,
+            needs_review=True if args.needs_review else None, limit=args.limit or None,
+        )
+    finally:
+        engine.dispose()
+    rows = [{k: _plain(v) for k, v in r.items()} for r in rows]
+    if args.format == "json":
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+    elif args.format == "csv":
+        if rows:
+            w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    else:
+        _table(rows)
+    return 0
+
+
+def _table(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=False)
+    cols = ["source", "id", "label", "score", "needs_review", "model_version", "processed_at"]
+    for c in cols:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*[f"{r[c]:.3f}" if c == "score" else str(r[c]) for c in cols])
+    Console(width=160).print(table)
+    print(f"{len(rows)} row(s)")

@@ -1,0 +1,1 @@
+"""Beam pipelines: wire sources, preprocessing, the model and the store together."""

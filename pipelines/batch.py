@@ -1,0 +1,149 @@
+"""The batch job: JSON Lines files → parse → spaCy → RunInference → SQL store."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.ml.inference.base import RunInference
+from apache_beam.options.pipeline_options import PipelineOptions
+from sqlalchemy import Engine, func, select, update
+
+from model.artifact import read_manifest
+from pipelines.file_source import ReadJsonLines, count_lines, expand_sources
+from pipelines.handler import NOOP_MODEL, DocstreamModelHandler
+from pipelines.options import RunSettings
+from pipelines.sink import WriteOutcomes
+from pipelines.stages import FailedInferenceToOutcome, ParseBatch, PreprocessBatch, ToOutcome
+from preprocess.config import PreprocessConfig
+from store.engine import make_engine
+from store.migrate import upgrade
+from store.tables import AuditRow, ClassificationRow, DeadLetterRow, RunRow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    inputs: int
+    classified: int
+    dead_letters: int
+    labels: dict[str, int]
+    dead_by_reason: dict[str, int]
+    needs_review: int
+    seconds: float
+
+    @property
+    def docs_per_s(self) -> float:
+        return self.inputs / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "inputs": self.inputs, "classified": self.classified,
+            "dead_letters": self.dead_letters, "labels": self.labels,
+            "dead_by_reason": self.dead_by_reason, "needs_review": self.needs_review,
+            "needs_review_share": self.needs_review / self.classified if self.classified else 0.0,
+            "seconds": round(self.seconds, 3), "docs_per_s": round(self.docs_per_s, 1),
+        }
+
+
+def preprocess_config_for(model_dir: str) -> PreprocessConfig:
+    if model_dir == NOOP_MODEL:
+        return PreprocessConfig()
+    return read_manifest(model_dir).preprocess  # fails fast on a bad artifact
+
+
+def beam_options(settings: RunSettings, streaming: bool = False) -> PipelineOptions:
+    args = [f"--runner={settings.runner}"]
+    if settings.runner == "DirectRunner":
+        args += ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
+    if streaming:
+        args.append("--streaming")
+    return PipelineOptions([*args, *settings.beam_args])
+
+
+def build_model_stages(
+    inputs: beam.PCollection, settings: RunSettings, pre_config: PreprocessConfig,
+    max_batch_duration_secs: float | None = None,
+) -> beam.PCollection:
+    """RawBatch → Outcome: parse, preprocess, classify; every input ends in one outcome."""
+    handler = DocstreamModelHandler(
+        settings.model_dir, device=settings.device, precision=settings.precision,
+        review_threshold=settings.review_threshold,
+        max_batch_duration_secs=max_batch_duration_secs,
+    )
+    docs = (
+        inputs
+        | "Parse" >> beam.ParDo(ParseBatch())
+        | "Preprocess" >> beam.ParDo(PreprocessBatch(pre_config, settings.entities))
+    )
+    predicted, dlq = docs | "Classify" >> RunInference(handler).with_exception_handling()
+    good = predicted | "ToOutcome" >> beam.ParDo(ToOutcome())
+    bad = dlq.failed_inferences | "FailedToOutcome" >> beam.ParDo(FailedInferenceToOutcome())
+    return (good, bad) | "Outcomes" >> beam.Flatten()
+
+
+def start_run(engine: Engine, settings: RunSettings) -> None:
+    with engine.begin() as conn:
+        conn.execute(RunRow.__table__.insert().values(
+            run_id=settings.run_id, started_at=datetime.now(UTC),
+            source=" ".join(settings.sources), model=settings.model_dir, status="running"))
+
+
+def finish_run(engine: Engine, summary: RunSummary, status: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(RunRow).where(RunRow.run_id == summary.run_id).values(
+            finished_at=datetime.now(UTC), status=status, summary=summary.as_dict()))
+
+
+def summarize(engine: Engine, run_id: str, inputs: int, seconds: float) -> RunSummary:
+    with engine.connect() as conn:
+        labels = dict(conn.execute(
+            select(ClassificationRow.label, func.count()).where(ClassificationRow.run_id == run_id)
+            .group_by(ClassificationRow.label)).all())
+        review = conn.execute(select(func.count()).where(
+            ClassificationRow.run_id == run_id, ClassificationRow.needs_review.is_(True))
+        ).scalar_one()
+        dead = dict(conn.execute(
+            select(DeadLetterRow.reason, func.count()).where(DeadLetterRow.run_id == run_id)
+            .group_by(DeadLetterRow.reason)).all())
+    return RunSummary(
+        run_id=run_id, inputs=inputs, classified=sum(labels.values()),
+        dead_letters=sum(dead.values()), labels={k: int(v) for k, v in sorted(labels.items())},
+        dead_by_reason={k: int(v) for k, v in sorted(dead.items())}, needs_review=int(review),
+        seconds=seconds,
+    )
+
+
+def run_batch(settings: RunSettings) -> RunSummary:
+    """Run the batch job to completion and return its summary."""
+    files = expand_sources(settings.sources)
+    pre_config = preprocess_config_for(settings.model_dir)
+    engine = make_engine(settings.sink)
+    upgrade(engine)
+    start_run(engine, settings)
+    total = count_lines(files)
+    t0 = time.perf_counter()
+    status = "failed"
+    try:
+        with beam.Pipeline(options=beam_options(settings)) as p:
+            outcomes = build_model_stages(
+                p | "Read" >> ReadJsonLines(files, settings.lines_per_element), settings, pre_config
+            )
+            _ = outcomes | "Write" >> beam.ParDo(WriteOutcomes(
+                settings.sink, settings.run_id, total=total, progress=settings.progress))
+        status = "done"
+    finally:
+        seconds = time.perf_counter() - t0
+        with engine.connect() as conn:
+            processed = conn.execute(select(func.count()).where(
+                AuditRow.run_id == settings.run_id)).scalar_one()
+        summary = summarize(engine, settings.run_id, int(processed), seconds)
+        finish_run(engine, summary, status)
+        engine.dispose()
+    return summary

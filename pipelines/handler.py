@@ -1,0 +1,134 @@
+"""The thin adapter that runs docstream's model inside Beam's RunInference."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from apache_beam.ml.inference.base import ModelHandler
+
+from model.classify import DocClassifier, DocPrediction
+from model.fixed import FixedLabelClassifier
+from model.loader import load_model
+from model.predictor import Precision, Predictor
+from pipelines.records import DocBatch
+from schemas.classification import ModelRef
+
+log = logging.getLogger(__name__)
+
+NOOP_MODEL = "noop"
+
+
+class Classifies(Protocol):
+    labels: list[str]
+
+    def classify(self, docs: Sequence[Sequence[Sequence[int]]]) -> list[DocPrediction]: ...
+
+
+@dataclass(frozen=True)
+class LoadedClassifier:
+    """What the handler's load_model returns: the classifier and its identity."""
+
+    classifier: Classifies
+    ref: ModelRef
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPredictions:
+    """Per input batch: one prediction or one error message per prepared item, in order."""
+
+    batch: DocBatch
+    predictions: list[DocPrediction | str]
+    model: ModelRef
+
+
+class DocstreamModelHandler(ModelHandler[DocBatch, BatchPredictions, LoadedClassifier]):
+    """RunInference handler over `DocBatch` elements.
+
+    Beam's BatchElements groups several DocBatches (up to `sort_buffer_tokens` model
+    tokens); the classifier then sorts all their chunks by length and cuts token-budget
+    batches (model.batching). A batch that raises is retried document by document, so a
+    poison document becomes one dead letter rather than failing its neighbours.
+    """
+
+    def __init__(
+        self,
+        model_dir: str,
+        *,
+        device: str | None = None,
+        precision: Precision = "auto",
+        max_tokens_per_batch: int | None = None,
+        review_threshold: float | None = None,
+        sort_buffer_tokens: int = 32768,
+        max_batch_duration_secs: float | None = None,
+    ) -> None:
+        super().__init__()
+        # BatchElements measures batch size with element_size_fn, so max_batch_size is a
+        # token count here: the sort buffer. (Beam 2.77's `max_batch_weight` is not accepted
+        # by its own BatchElements.)
+        self._batching_kwargs = {
+            "min_batch_size": 1,
+            "max_batch_size": sort_buffer_tokens,
+            "element_size_fn": _batch_tokens,
+        }
+        if max_batch_duration_secs is not None:
+            self._batching_kwargs["max_batch_duration_secs"] = max_batch_duration_secs
+        self.model_dir = model_dir
+        self.device = device
+        self.precision: Precision = precision
+        self.max_tokens_per_batch = max_tokens_per_batch
+        self.review_threshold = review_threshold
+
+    def load_model(self) -> LoadedClassifier:
+        if self.model_dir == NOOP_MODEL:
+            fixed = FixedLabelClassifier()
+            return LoadedClassifier(fixed, ModelRef(name="noop", version="0",
+                                                    weights_sha256="0" * 64))
+        loaded = load_model(self.model_dir)
+        m = loaded.manifest
+        predictor = Predictor(
+            loaded.module, device=self.device, precision=self.precision,
+            allowed_precisions=m.precision_ok, max_tokens_per_batch=self.max_tokens_per_batch,
+        )
+        classifier = DocClassifier(m, predictor, review_threshold=self.review_threshold)
+        return LoadedClassifier(classifier, ModelRef(name=m.name, version=m.version,
+                                                     weights_sha256=m.weights_sha256))
+
+    def run_inference(
+        self,
+        batch: Sequence[DocBatch],
+        model: LoadedClassifier,
+        inference_args: dict[str, Any] | None = None,
+    ) -> Iterable[BatchPredictions]:
+        docs = [item.prepared.chunks for b in batch for item in b.items]
+        try:
+            flat: list[DocPrediction | str] = list(model.classifier.classify(docs))
+        except Exception:  # isolate the failing document(s); see the class docstring
+            log.warning("inference failed on a batch of %d docs; retrying one by one", len(docs))
+            flat = [_classify_one(model.classifier, d) for d in docs]
+        out: list[BatchPredictions] = []
+        pos = 0
+        for b in batch:
+            n = len(b.items)
+            out.append(BatchPredictions(b, flat[pos : pos + n], model.ref))
+            pos += n
+        return out
+
+    def get_num_bytes(self, batch: Sequence[DocBatch]) -> int:
+        return sum(4 * b.n_model_tokens for b in batch)
+
+    def get_metrics_namespace(self) -> str:
+        return "docstream"
+
+
+def _batch_tokens(batch: DocBatch) -> int:
+    return max(batch.n_model_tokens, 1)
+
+
+def _classify_one(classifier: Classifies, doc: Sequence[Sequence[int]]) -> DocPrediction | str:
+    try:
+        return classifier.classify([doc])[0]
+    except Exception as e:  # one document's failure becomes its dead letter
+        return f"{e.__class__.__name__}: {e}"

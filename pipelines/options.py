@@ -1,0 +1,25 @@
+"""The settings of one `docstream run`, validated before anything starts."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RunSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, protected_namespaces=())
+
+    sources: list[str] = Field(min_length=1)
+    sink: str
+    model_dir: str
+    entities: bool = False
+    runner: str = "DirectRunner"
+    beam_args: list[str] = Field(default_factory=list)
+    run_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:16], max_length=64)
+    device: str | None = None
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    review_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    lines_per_element: int = Field(default=512, ge=1)
+    progress: bool = True

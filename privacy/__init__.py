@@ -1,0 +1,1 @@
+"""Privacy: the one redaction step every write passes through."""

@@ -1,0 +1,59 @@
+"""What the pipeline hands the store: results and dead letters with their provenance."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.classification import Classification
+from schemas.dead_letter import DeadLetter
+from schemas.position import InputPosition
+
+
+class ResultRecord(BaseModel):
+    """A classification plus where its input came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    result: Classification
+    position: InputPosition
+    input_sha256: str
+    kind: str | None = None
+    title: str | None = None
+    created_at: datetime | None = None
+
+
+class FailedRecord(BaseModel):
+    """A dead letter plus the sha256 of its raw input and the time spent on it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    dead_letter: DeadLetter
+    input_sha256: str
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class PartitionMark(BaseModel):
+    """A Kafka partition's new durable position (contiguous low-water mark)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    consumer_group: str
+    topic: str
+    partition: int = Field(ge=0)
+    next_offset: int = Field(ge=0)
+
+
+class WriteBatch(BaseModel):
+    """Everything one store transaction writes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    results: list[ResultRecord] = Field(default_factory=list)
+    failures: list[FailedRecord] = Field(default_factory=list)
+    marks: list[PartitionMark] = Field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.results) + len(self.failures)

@@ -1,0 +1,134 @@
+"""Table definitions (SQLAlchemy 2.0 declarative). Schema changes go through Alembic only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ClassificationRow(Base):
+    """One row per post, keyed by (source, id); a re-run upserts it."""
+
+    __tablename__ = "classifications"
+
+    source: Mapped[str] = mapped_column(String(256), primary_key=True)
+    id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    label: Mapped[str] = mapped_column(String(128))
+    score: Mapped[float] = mapped_column(Float)
+    scores: Mapped[dict[str, float]] = mapped_column(JSON)
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    weights_sha256: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    title: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    n_chunks: Mapped[int] = mapped_column(Integer, default=1)
+    n_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    entities: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    timings_ms: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    input_sha256: Mapped[str] = mapped_column(String(64))
+    position: Mapped[str] = mapped_column(String(1024))
+    run_id: Mapped[str] = mapped_column(String(64))
+    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_classifications_label", "label"),
+        Index("ix_classifications_processed_at", "processed_at"),
+    )
+
+
+class DeadLetterRow(Base):
+    """One row per input position; a replay of the same position bumps `count`."""
+
+    __tablename__ = "dead_letters"
+
+    position: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    input_kind: Mapped[str] = mapped_column(String(16))
+    file: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    line: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    topic: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    partition: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    offset: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    doc_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    source: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(64))
+    error: Mapped[str] = mapped_column(Text)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    run_id: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_dead_letters_reason", "reason"),)
+
+
+class AuditRow(Base):
+    """Append-only: one record per processed input per run, written with its result."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                     primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(64))
+    position: Mapped[str] = mapped_column(String(1024))
+    doc_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    source: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    input_sha256: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    stage: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    timings_ms: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("run_id", "position", name="uq_audit_run_position"),
+        Index("ix_audit_doc", "source", "doc_id"),
+    )
+
+
+class StreamOffsetRow(Base):
+    """Durable position of a Kafka partition: every offset below `next_offset` is stored."""
+
+    __tablename__ = "stream_offsets"
+
+    consumer_group: Mapped[str] = mapped_column(String(256), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(256), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    next_offset: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RunRow(Base):
+    """One row per job run, with its final summary."""
+
+    __tablename__ = "runs"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    source: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
