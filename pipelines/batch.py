@@ -70,8 +70,13 @@ def beam_options(settings: RunSettings, streaming: bool = False) -> PipelineOpti
 def build_model_stages(
     inputs: beam.PCollection, settings: RunSettings, pre_config: PreprocessConfig,
     max_batch_duration_secs: float | None = None,
+    model_updates: beam.PCollection | None = None,
 ) -> beam.PCollection:
-    """RawBatch → Outcome: parse, preprocess, classify; every input ends in one outcome."""
+    """RawBatch → Outcome: parse, preprocess, classify; every input ends in one outcome.
+
+    `model_updates` (streaming): a ModelMetadata side input, e.g. from WatchRegistry, that
+    makes RunInference swap in a newly promoted model without a restart.
+    """
     handler = DocstreamModelHandler(
         settings.model_dir, device=settings.device, precision=settings.precision,
         review_threshold=settings.review_threshold,
@@ -82,7 +87,8 @@ def build_model_stages(
         | "Parse" >> beam.ParDo(ParseBatch())
         | "Preprocess" >> beam.ParDo(PreprocessBatch(pre_config, settings.entities))
     )
-    predicted, dlq = docs | "Classify" >> RunInference(handler).with_exception_handling()
+    inference = RunInference(handler, model_metadata_pcoll=model_updates)
+    predicted, dlq = docs | "Classify" >> inference.with_exception_handling()
     good = predicted | "ToOutcome" >> beam.ParDo(ToOutcome())
     bad = dlq.failed_inferences | "FailedToOutcome" >> beam.ParDo(FailedInferenceToOutcome())
     return (good, bad) | "Outcomes" >> beam.Flatten()

@@ -96,6 +96,12 @@ class DocstreamModelHandler(ModelHandler[DocBatch, BatchPredictions, LoadedClass
         return LoadedClassifier(classifier, ModelRef(name=m.name, version=m.version,
                                                      weights_sha256=m.weights_sha256))
 
+    def update_model_path(self, model_path: str | None = None) -> None:
+        """Called by RunInference when the model side input announces a new version."""
+        if model_path:
+            log.warning("switching model to %s", model_path)
+            self.model_dir = model_path
+
     def run_inference(
         self,
         batch: Sequence[DocBatch],

@@ -132,3 +132,18 @@ class RunRow(Base):
     model: Mapped[str] = mapped_column(String(256))
     status: Mapped[str] = mapped_column(String(16))
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class ModelVersionRow(Base):
+    """The model registry: one row per registered artifact version."""
+
+    __tablename__ = "model_versions"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    weights_sha256: Mapped[str] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(16), default="none")
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    promoted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

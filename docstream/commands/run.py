@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "Default: the bundled sample posts")
     p.add_argument("--sink", metavar="URL", help="database URL; default $DOCSTREAM_DB or "
                    "sqlite:///docstream.db")
-    p.add_argument("--model", metavar="PATH|noop", help="model artifact directory; default: the "
+    p.add_argument("--model", metavar="PATH|NAME@VERSION|NAME@production|noop",
+                   help="model artifact directory, or a registry reference; default: the "
                    "bundled news-topic model")
     p.add_argument("--entities", action="store_true", help="extract named entities (spaCy NER)")
     p.add_argument("--runner", default=None, help="Beam runner (default DirectRunner for files)")
@@ -44,16 +45,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipelines.model_source import resolve_model
     from pipelines.options import RunSettings
 
     sources = args.source or [default_sample()]
     kafka = [s for s in sources if s.startswith("kafka://")]
     if kafka and len(kafka) != len(sources):
         raise ConfigError("--source: mix of kafka:// and files; run them as separate jobs")
+    sink = args.sink or default_url()
+    model_dir = resolve_model(args.model, sink) if args.model else str(bundled_model_dir())
     try:
         settings = RunSettings(
-            sources=sources, sink=args.sink or default_url(),
-            model_dir=args.model or str(bundled_model_dir()), entities=args.entities,
+            sources=sources, sink=sink, model_dir=model_dir, entities=args.entities,
             runner=args.runner or ("PrismRunner" if kafka else "DirectRunner"),
             beam_args=args.beam_args, device=args.device, precision=args.precision,
             review_threshold=args.review_threshold, progress=not args.no_progress,

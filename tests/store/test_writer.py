@@ -50,7 +50,7 @@ def count(writer: StoreWriter, table: type) -> int:
 def test_migrations_are_idempotent(writer: StoreWriter) -> None:
     upgrade(writer.engine)
     with writer.engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar_one() == "0001"
+        assert conn.execute(text("select version_num from alembic_version")).scalar_one() == "0002"
 
 
 def test_replay_upserts_and_never_doubles(writer: StoreWriter) -> None:

@@ -1,0 +1,27 @@
+"""Which model a run uses: a path, `noop`, or NAME@VERSION / NAME@production from the registry."""
+
+from __future__ import annotations
+
+import os
+
+from pipelines.handler import NOOP_MODEL
+from store.engine import make_engine
+from store.migrate import upgrade
+from store.registry import get
+
+
+def is_registry_ref(spec: str) -> bool:
+    return "@" in spec and not os.path.exists(spec)
+
+
+def resolve_model(spec: str, store_url: str) -> str:
+    """The artifact directory for `spec`, looking NAME@VERSION up in the store's registry."""
+    if spec == NOOP_MODEL or not is_registry_ref(spec):
+        return spec
+    name, _, version = spec.partition("@")
+    engine = make_engine(store_url)
+    try:
+        upgrade(engine)
+        return get(engine, name, version).path
+    finally:
+        engine.dispose()
