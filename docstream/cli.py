@@ -32,6 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_NOISE = ("apitools not found", "Discarding unparseable args", "Make sure that locally built")
+
+
+def _quiet_beam_noise(record: logging.LogRecord) -> bool:
+    """Drop Beam's start-up chatter that says nothing about this job."""
+    message = str(record.msg)
+    return not any(message.startswith(n) for n in _NOISE)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     extra: list[str] = []
@@ -47,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.verbose == 0:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_quiet_beam_noise)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

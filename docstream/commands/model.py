@@ -8,9 +8,9 @@ from pathlib import Path
 
 from docstream.errors import ConfigError
 from model.artifact import read_manifest
+from store import registry
 from store.engine import default_url, make_engine
 from store.migrate import upgrade
-from store import registry
 
 
 def register(sub: argparse._SubParsersAction) -> None:

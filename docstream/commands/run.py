@@ -41,6 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "score (default: the model's)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    k = p.add_argument_group("streaming (kafka:// sources)")
+    k.add_argument("--flush-secs", type=float, default=1.0, help="longest wait before a "
+                   "result is written at low traffic (default 1.0)")
+    k.add_argument("--max-records", type=int, default=500, help="records per poll (default 500)")
+    k.add_argument("--max-in-flight", type=int, default=5000, help="records read but not yet "
+                   "written at most; bounds memory with a backlog (default 5000)")
+    k.add_argument("--max-seconds", type=float, help="stop (drain) after this many seconds")
     p.set_defaults(func=run)
 
 
@@ -65,9 +72,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise ConfigError(str(e).replace("\n", " ")) from e
     if kafka:
-        from pipelines.stream import run_stream
+        from pipelines.stream import StreamOptions, run_stream
 
-        summary = run_stream(settings)
+        summary = run_stream(settings, StreamOptions(
+            flush_secs=args.flush_secs, max_records=args.max_records,
+            max_in_flight=args.max_in_flight, max_seconds=args.max_seconds))
     else:
         from pipelines.batch import run_batch
 

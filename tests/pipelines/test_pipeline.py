@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
@@ -62,7 +63,7 @@ def test_results_carry_model_and_chunks() -> None:
 
 
 class _Boom:
-    labels = ["a", "b"]
+    labels: ClassVar[list[str]] = ["a", "b"]
 
     def classify(self, docs):  # fails on any batch holding the poison document
         if any(len(d) == 3 for d in docs):
@@ -74,8 +75,8 @@ class _Boom:
 
 def test_a_failing_document_is_isolated() -> None:
     from pipelines.handler import LoadedClassifier
-    from pipelines.records import ParsedItem, PreparedItem
     from pipelines.parse import parse_raw
+    from pipelines.records import ParsedItem, PreparedItem
     from preprocess.preprocessor import Prepared
     from schemas.classification import ModelRef
 

@@ -118,6 +118,6 @@ def test_readonly_engine_refuses_writes(writer: StoreWriter, db_url: str) -> Non
     writer.write(WriteBatch(run_id="r", results=[result("a", 1)]))
     ro = make_readonly_engine(db_url)
     assert [r["id"] for r in query_results(ro)] == ["a"]
-    with pytest.raises(Exception, match="(?i)read.?only"), ro.begin() as conn:
+    with pytest.raises(Exception, match=r"(?i)read.?only"), ro.begin() as conn:
         conn.execute(text("DELETE FROM classifications"))
     ro.dispose()
