@@ -18,12 +18,9 @@ from store.tables import AuditRow, ClassificationRow, DeadLetterRow
 
 LABELS = {"World", "Sports", "Business", "Sci/Tech"}
 
-FILLER = (
-    "The following text was compiled from several notes. "
-    "Each note was written down at a different time of day. "
-    "Some of the notes are short and some of them are longer. "
-    "The notes are listed here in the order they were found. "
-)
+# Topic-free filler: the bundled model gives it nearly flat probabilities (checked: about
+# 0.23/0.14/0.25/0.37, confidence 0.04), so only the deciding sentence carries a topic.
+FILLER = "It happened on a Tuesday. Nobody expected it. Then it happened again on Wednesday. "
 DECIDER = (
     "The striker scored twice in the second half as the home team won the championship final "
     "three to one in front of a sold-out stadium."
@@ -77,19 +74,21 @@ def test_sample_predictions_are_sensible(sqlite_url: str) -> None:
 
 
 def test_deciding_sentence_in_last_chunk(tmp_path: Path, sqlite_url: str) -> None:
-    long_text = FILLER * 12 + DECIDER
+    long_text = FILLER * 20 + DECIDER
     f = tmp_path / "long.jsonl"
     f.write_text(json.dumps({"id": "long", "text": long_text}) + "\n"
-                 + json.dumps({"id": "filler", "text": FILLER * 12}) + "\n")
+                 + json.dumps({"id": "filler", "text": FILLER * 20}) + "\n")
     run_batch(settings([str(f)], sqlite_url, "r"))
     engine = make_engine(sqlite_url)
     with engine.connect() as conn:
-        rows = {i: (lab, n) for i, lab, n in conn.execute(
-            select(ClassificationRow.id, ClassificationRow.label, ClassificationRow.n_chunks))}
+        rows = {i: (lab, n, review) for i, lab, n, review in conn.execute(
+            select(ClassificationRow.id, ClassificationRow.label, ClassificationRow.n_chunks,
+                   ClassificationRow.needs_review))}
     engine.dispose()
-    label, n_chunks = rows["long"]
-    assert n_chunks >= 3  # the decider sits alone at the end of the last window
+    label, n_chunks, _ = rows["long"]
+    assert n_chunks >= 3  # the decider is at the end of the last window
     assert label == "Sports"
+    assert rows["filler"][2] is True  # the filler alone is flagged for review
 
 
 @pytest.mark.parametrize("entities", [True])
