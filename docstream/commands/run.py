@@ -90,8 +90,9 @@ def run(args: argparse.Namespace) -> int:
 
 def print_summary(s: dict) -> None:
     out = sys.stdout
-    print(f"run {s['run_id']}: {s['inputs']:,} inputs in {s['seconds']:.1f} s "
-          f"({s['docs_per_s']:,.1f} docs/s)", file=out)
+    print(f"run {s['run_id']}: {s['inputs']:,} inputs in {s['seconds']:.1f} s, of which "
+          f"{s.get('startup_seconds', 0):.1f} s loading the model; "
+          f"{s['docs_per_s']:,.1f} docs/s", file=out)
     print(f"  classified: {s['classified']:,}  (needs review: {s['needs_review']:,}, "
           f"{100 * s['needs_review_share']:.1f}%)", file=out)
     for label, n in s["labels"].items():
