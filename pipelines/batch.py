@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.ml.inference.base import RunInference
 from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineResult
 from sqlalchemy import Engine, func, select, update
