@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file
 
 from model.artifact import ADAPTER_DIR, ENCODER_FILE, HEAD_FILE, ModelManifest, read_manifest

@@ -1,0 +1,137 @@
+"""TrainConfig: every setting of a training run, saved in the artifact's manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from model.artifact import TrainMode
+from preprocess.config import PreprocessConfig
+
+Metric = Literal["macro_f1", "accuracy"]
+TrainPrecision = Literal["auto", "fp32", "bf16"]
+
+#: Per-mode defaults for settings left unset: (epochs, lr, head_lr).
+#: head: only the linear head trains, on cached sentence vectors, so epochs are cheap.
+#: lora: LoRA adapters on every linear layer of the encoder plus the head.
+#: full: the whole encoder plus the head (the artifact carries a 90 MB encoder).
+MODE_DEFAULTS: dict[str, tuple[int, float, float]] = {
+    "head": (40, 1e-2, 1e-2),
+    "lora": (3, 5e-4, 1e-3),
+    "full": (3, 8e-5, 1e-3),
+}
+
+#: Early-stopping patience (evaluations without gain) per mode when unset.
+PATIENCE_DEFAULTS: dict[str, int] = {"head": 5, "lora": 2, "full": 2}
+
+#: Fields that may differ between a run and the run it resumes.
+RESUME_FREE = frozenset({"resume", "limit_minutes", "keep_checkpoints", "progress", "threads"})
+
+
+class TrainConfig(BaseModel):
+    """Settings of `docstream train`.
+
+    `epochs`, `lr`, `head_lr` and `patience` default per mode (MODE_DEFAULTS,
+    PATIENCE_DEFAULTS); call `resolved()` to fill them in. `lr` is the learning rate of what
+    trains in the encoder (the LoRA adapters or the whole encoder); in head mode it is the
+    head's. `head_lr` is the head's.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    data: Path
+    out: Path
+    text_field: str = "text"
+    label_field: str = "label"
+    split_field: str = "split"
+    title_field: str | None = "title"
+    kind: Literal["news", "social"] | None = Field(
+        default=None, description="Force news or social cleaning; None reads each row's `kind`."
+    )
+    labels: list[str] | None = Field(default=None, description="Label order; default sorted.")
+    train_split: str = "train"
+    val_split: str = "val"
+    val_fraction: float = Field(default=0.1, gt=0.0, le=0.5)
+    max_rows: int | None = Field(default=None, ge=1)
+
+    mode: TrainMode = "lora"
+    epochs: int | None = Field(default=None, ge=1)
+    lr: float | None = Field(default=None, gt=0.0)
+    head_lr: float | None = Field(default=None, gt=0.0)
+    weight_decay: float = Field(default=0.01, ge=0.0)
+    warmup_ratio: float = Field(default=0.06, ge=0.0, lt=1.0)
+    grad_clip: float = Field(default=1.0, gt=0.0)
+    batch_tokens: int = Field(default=2048, ge=64)
+    max_batch_size: int = Field(default=64, ge=1)
+    head_batch_size: int = Field(default=64, ge=1)
+    seed: int = 0
+    precision: TrainPrecision = "auto"
+    threads: int | None = Field(
+        default=None, ge=1,
+        description="CPU threads; None: $DOCSTREAM_TORCH_THREADS, else 1 on a machine with "
+        "<= 2 cores (a second thread collapses when another process shares the cores), "
+        "else torch's default.",
+    )
+
+    lora_r: int = Field(default=16, ge=1)
+    lora_alpha: int = Field(default=32, ge=1)
+    lora_dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    lora_targets: list[str] = Field(default_factory=lambda: ["query", "key", "value", "dense"])
+
+    metric: Metric = "macro_f1"
+    patience: int | None = Field(
+        default=None, ge=1, description="Evaluations without improvement (default per mode)."
+    )
+    eval_every: int = Field(default=0, ge=0, description="Also evaluate every N steps (0: no).")
+
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    name: str = Field(default="model", min_length=1)
+    version: str = Field(default="0.1.0", min_length=1)
+    review_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+
+    resume: bool = False
+    limit_minutes: float | None = Field(
+        default=25.0,
+        description="Stop training (keeping the best state) after this many minutes; "
+        "None or 0: no limit. The default keeps `docstream train` under 30 minutes.",
+    )
+    keep_checkpoints: bool = False
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.train_split == self.val_split:
+            raise ValueError("train_split and val_split must differ")
+        if not self.lora_targets:
+            raise ValueError("lora_targets must name at least one module")
+        return self
+
+    def resolved(self) -> TrainConfig:
+        """A copy with the per-mode defaults filled in."""
+        epochs, lr, head_lr = MODE_DEFAULTS[self.mode]
+        lr = self.lr if self.lr is not None else lr
+        if self.mode == "head":
+            head_lr = self.head_lr if self.head_lr is not None else lr
+        else:
+            head_lr = self.head_lr if self.head_lr is not None else head_lr
+        return self.model_copy(
+            update={
+                "epochs": self.epochs if self.epochs is not None else epochs,
+                "lr": lr,
+                "head_lr": head_lr,
+                "patience": self.patience or PATIENCE_DEFAULTS[self.mode],
+            }
+        )
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The settings that shape the model, for the manifest (paths and switches left out)."""
+        skip = {"data", "out", "resume", "keep_checkpoints", "progress", "preprocess", "threads"}
+        return self.model_dump(mode="json", exclude=skip)
+
+    def resume_differences(self, other: TrainConfig) -> list[str]:
+        """Names of settings that differ from `other` and must match to resume."""
+        mine = self.model_dump(mode="json")
+        theirs = other.model_dump(mode="json")
+        return sorted(k for k in mine if k not in RESUME_FREE and mine[k] != theirs.get(k))

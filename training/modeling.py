@@ -1,0 +1,191 @@
+"""The trainable network per mode, its parameter groups, and writing its weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from model.artifact import ADAPTER_DIR, ENCODER_FILE, HEAD_FILE
+from model.batching import token_budget_batches
+from model.classifier import TextClassifier, load_base_encoder
+from model.encoder import BASE_MODEL_NAME
+from model.loader import LoadedModel, load_model
+from model.predictor import cpu_has_fast_bf16
+from training.config import TrainConfig
+
+
+def load_artifact(directory: Path) -> LoadedModel:
+    """`model.loader.load_model`, without peft's deprecation warning about transformers v5."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        return load_model(directory)
+
+
+def lora_target_regex(targets: Sequence[str]) -> str:
+    """A peft `target_modules` regex for the named linear layers of the encoder's blocks.
+
+    It matches e.g. `encoder.layer.0.attention.self.query` and
+    `encoder.layer.5.output.dense`, but not `pooler.dense`, which mean pooling never uses.
+    """
+    names = "|".join(re.escape(t) for t in targets)
+    return rf"(.*\.)?encoder\.layer\.\d+\.(.*\.)?({names})"
+
+
+def lora_settings(config: TrainConfig) -> dict[str, Any]:
+    """The LoRA settings recorded in the manifest."""
+    return {
+        "r": config.lora_r,
+        "alpha": config.lora_alpha,
+        "dropout": config.lora_dropout,
+        "targets": list(config.lora_targets),
+        "target_regex": lora_target_regex(config.lora_targets),
+    }
+
+
+def build_trainable(config: TrainConfig, n_labels: int) -> TextClassifier:
+    """The base encoder + a fresh head, with only the mode's parameters trainable.
+
+    head: the encoder is frozen. lora: peft LoRA adapters are injected into the encoder's
+    linear layers and only they (and the head) train. full: everything trains.
+    """
+    encoder = load_base_encoder()
+    module = TextClassifier(encoder, n_labels=n_labels)
+    if config.mode == "head":
+        module.encoder.requires_grad_(False)
+    elif config.mode == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=lora_target_regex(config.lora_targets),
+            bias="none",
+        )
+        with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            module.encoder = get_peft_model(encoder, lora)
+    return module
+
+
+def param_groups(module: TextClassifier, config: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW groups: encoder params at `lr`, head at `head_lr`; no decay on biases/norms."""
+    groups: list[dict[str, Any]] = []
+    for part, lr in ((module.encoder, config.lr), (module.head, config.head_lr)):
+        decay, no_decay = [], []
+        for name, p in part.named_parameters():
+            if not p.requires_grad:
+                continue
+            (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
+        if decay:
+            groups.append({"params": decay, "lr": lr, "weight_decay": config.weight_decay})
+        if no_decay:
+            groups.append({"params": no_decay, "lr": lr, "weight_decay": 0.0})
+    return groups
+
+
+def trainable_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """Detached copies of the trainable parameters, by name."""
+    return {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Copy `state` (from `trainable_state`) back into the module's parameters."""
+    params = dict(module.named_parameters())
+    missing = [n for n in state if n not in params]
+    if missing:
+        raise KeyError(f"state has parameters the module lacks: {missing[:3]}")
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value)
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Set and return torch's CPU thread count.
+
+    Explicit `threads` wins, then $DOCSTREAM_TORCH_THREADS. Otherwise a machine with at most
+    two cores gets one thread: measured here (2 shared cores), a two-thread LoRA step ran
+    up to 5x slower than a one-thread step whenever another process was busy, because each
+    parallel region waits for the thread that lost its core; one thread lost little when
+    the machine was idle. Larger machines keep torch's default.
+    """
+    want = threads or int(os.environ.get("DOCSTREAM_TORCH_THREADS", "0") or 0)
+    if not want:
+        want = 1 if (os.cpu_count() or 1) <= 2 else torch.get_num_threads()
+    torch.set_num_threads(want)
+    return want
+
+
+def train_precision(config: TrainConfig, device: torch.device) -> str:
+    """bf16 autocast on CUDA and on CPUs with native bf16, unless fp32 is asked for."""
+    if config.precision != "auto":
+        return config.precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_fast_bf16() else "fp32"
+
+
+def autocast(device: torch.device, precision: str) -> AbstractContextManager[object]:
+    """The autocast context for `precision` ("fp32" = none)."""
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def pad(seqs: Sequence[Sequence[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids (pad id 0) and attention mask."""
+    width = max(len(s) for s in seqs)
+    ids = np.zeros((len(seqs), width), dtype=np.int64)
+    mask = np.zeros((len(seqs), width), dtype=np.int64)
+    for row, s in enumerate(seqs):
+        ids[row, : len(s)] = s
+        mask[row, : len(s)] = 1
+    return torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
+
+
+def embed_chunks(
+    module: TextClassifier,
+    chunks: Sequence[Sequence[int]],
+    device: torch.device,
+    precision: str,
+    max_tokens: int = 4096,
+) -> torch.Tensor:
+    """Mean-pooled encoder vectors (float32) of the chunks, in input order, in eval mode."""
+    module.eval()
+    out = torch.empty((len(chunks), module.head.in_features), dtype=torch.float32)
+    batches = token_budget_batches([len(c) for c in chunks], max_tokens, 256)
+    with torch.inference_mode(), autocast(device, precision):
+        for idx in batches:
+            ids, mask = pad([chunks[i] for i in idx], device)
+            out[idx] = module.embed(ids, mask).float().cpu()
+    return out
+
+
+def save_weights(module: TextClassifier, config: TrainConfig, directory: Path) -> None:
+    """Write the mode's weight files into an artifact directory (no manifest)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    head = {k: v.detach().float().contiguous().cpu() for k, v in module.head.state_dict().items()}
+    save_file(head, str(directory / HEAD_FILE))
+    if config.mode == "full":
+        enc = module.encoder.state_dict()
+        save_file({k: v.detach().float().contiguous().cpu() for k, v in enc.items()},
+                  str(directory / ENCODER_FILE))
+    elif config.mode == "lora":
+        adapter = directory / ADAPTER_DIR
+        module.encoder.save_pretrained(str(adapter))
+        (adapter / "README.md").unlink(missing_ok=True)  # peft's model card: not needed
+        cfg_path = adapter / "adapter_config.json"
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+        cfg["base_model_name_or_path"] = BASE_MODEL_NAME  # not this machine's package path
+        cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
