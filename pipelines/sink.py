@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import apache_beam as beam
@@ -31,12 +33,54 @@ class _Shared:
 _WRITERS: dict[str, _Shared] = {}
 _WRITERS_LOCK = threading.Lock()
 
+FAULT_ENV = "DOCSTREAM_FAULT"
+FAULT_POINTS = ("after_results",)
+
+
+def fault_hook(spec: str | None) -> Callable[[str], None] | None:
+    """The test hook `DOCSTREAM_FAULT=POINT:N` asks for: at POINT of the Nth batch written,
+    SIGKILL this process's whole process group (the job: Python, Prism, SDK workers).
+
+    `after_results` is inside the store transaction, after the result rows and before the
+    partition mark: the kill interrupts that transaction, so neither its rows nor its mark
+    become durable, and a restart replays the batch from the last committed mark.
+
+    Example:
+        >>> fault_hook(None) is None
+        True
+        >>> fault_hook("after_results:0")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: DOCSTREAM_FAULT='after_results:0': expected POINT:N with N >= 1 ...
+    """
+    if not spec:
+        return None
+    point, _, n = spec.partition(":")
+    if point not in FAULT_POINTS or not n.isdigit() or int(n) < 1:
+        raise ValueError(f"{FAULT_ENV}={spec!r}: expected POINT:N with N >= 1 and POINT one of "
+                         f"{', '.join(FAULT_POINTS)}")
+    target = int(n)
+    seen = {"n": 0}
+
+    def hook(at: str) -> None:
+        if at != point:
+            return
+        seen["n"] += 1
+        if seen["n"] == target:
+            log.warning("%s=%s: killing process group %d at %s of batch %d",
+                        FAULT_ENV, spec, os.getpgrp(), at, target)
+            sys.stderr.flush()
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    return hook
+
 
 def shared_writer(url: str, start_positions: Mapping[tuple[str, int], int] | None) -> _Shared:
     """The process's one writer for `url`: all DoFn instances and threads share it."""
     with _WRITERS_LOCK:
         if url not in _WRITERS:
             shared = _Shared(StoreWriter(make_engine(url)))
+            shared.writer.set_fault_hook(fault_hook(os.environ.get(FAULT_ENV)))
             if start_positions is not None:
                 shared.marks = LowWaterMarks(start_positions)
             _WRITERS[url] = shared

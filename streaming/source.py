@@ -1,0 +1,278 @@
+"""A Kafka source for Beam: one unbounded restriction per partition, one element per poll.
+
+`ReadFromKafkaPartitions` expands to Impulse → one element per (topic, partition, start)
+→ a splittable DoFn whose restriction is the partition's offset range [start, ∞). Each call
+of `process` polls its partition once (kafka-python, `assign` + `seek`, no group
+membership), claims the offsets the poll covered and emits them as ONE `KafkaBatch`, then
+checkpoints with `defer_remainder`: the runner resumes the rest [end, ∞) later (at once
+after a full poll, after `idle_delay_s` when the partition was caught up). The residual
+starts exactly where the batch ended, so the spans of a partition tile its offsets.
+
+Only checkpoint splits are accepted: cutting [start, ∞) at a fraction would hand a second
+reader a made-up offset range of the same partition.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
+from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.core import RestrictionProvider
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Duration, Timestamp
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from streaming.admin import CLIENT_ID, PartitionKey, resolve_start_offsets
+from streaming.errors import StreamingError
+from streaming.flow import InFlight
+from streaming.records import KafkaBatch, KafkaRecord
+
+log = logging.getLogger(__name__)
+
+UNBOUNDED = 2**63 - 1  # a partition's restriction never ends
+ERROR_BACKOFF_S = 1.0  # resume delay after a failed poll (broker away)
+NAMESPACE = "docstream.kafka"
+
+# kafka-python settings of the source's consumers. read_committed: aborted transactional
+# records are skipped (the position still moves past them, so spans keep tiling).
+CONSUMER_DEFAULTS: dict[str, Any] = {
+    "enable_auto_commit": False,
+    "auto_offset_reset": "earliest",
+    "isolation_level": "read_committed",
+    "fetch_max_wait_ms": 100,
+    "reconnect_backoff_ms": 100,
+    "reconnect_backoff_max_ms": 2000,
+    "request_timeout_ms": 30000,
+    "max_partition_fetch_bytes": 1 << 20,
+}
+
+
+class PartitionTracker(OffsetRestrictionTracker):
+    """An offset tracker for an unbounded partition range that only splits to checkpoint."""
+
+    def try_split(self, fraction_of_remainder: float) -> Any:
+        if fraction_of_remainder > 0:
+            return None
+        return super().try_split(0)
+
+    def is_bounded(self) -> bool:
+        return False
+
+
+class PartitionRestrictionProvider(RestrictionProvider):
+    """Element (topic, partition, start) → restriction [start, ∞)."""
+
+    def initial_restriction(self, element: tuple[str, int, int]) -> OffsetRange:
+        return OffsetRange(element[2], UNBOUNDED)
+
+    def create_tracker(self, restriction: OffsetRange) -> PartitionTracker:
+        return PartitionTracker(restriction)
+
+    def restriction_size(self, element: Any, restriction: OffsetRange) -> int:
+        return 1  # unknown backlog; never used to split (see PartitionTracker)
+
+    def truncate(self, element: Any, restriction: OffsetRange) -> None:
+        return None  # on drain, read nothing more
+
+
+_RESTRICTION = beam.DoFn.RestrictionParam(PartitionRestrictionProvider())
+_WATERMARK = beam.DoFn.WatermarkEstimatorParam(ManualWatermarkEstimator.default_provider())
+
+
+class ReadPartitionFn(beam.DoFn):
+    """The splittable DoFn: one poll per call, one KafkaBatch per poll (see module doc)."""
+
+    def __init__(self, bootstrap: str, *, poll_timeout_ms: int, max_records: int,
+                 idle_delay_s: float, gate: InFlight | None = None,
+                 consumer_config: Mapping[str, Any] | None = None) -> None:
+        self.bootstrap = bootstrap
+        self.poll_timeout_ms = poll_timeout_ms
+        self.max_records = max_records
+        self.idle_delay_s = idle_delay_s
+        self.gate = gate
+        self.consumer_config = {**CONSUMER_DEFAULTS, **(consumer_config or {})}
+        self._consumers: dict[PartitionKey, KafkaConsumer] = {}
+        self.records_read = Metrics.counter(NAMESPACE, "records_read")
+        self.bytes_read = Metrics.counter(NAMESPACE, "bytes_read")
+        self.polls = Metrics.counter(NAMESPACE, "polls")
+        self.held_back = Metrics.counter(NAMESPACE, "polls_held_back")
+        self.poll_errors = Metrics.counter(NAMESPACE, "poll_errors")
+        self._last_warning = 0.0
+
+    def setup(self) -> None:
+        self._consumers = {}
+
+    def teardown(self) -> None:
+        consumers, self._consumers = list(self._consumers.values()), {}
+        for consumer in consumers:
+            with contextlib.suppress(Exception):  # closing on the way out
+                consumer.close(autocommit=False)
+        self._consumers = {}
+
+    def _drop(self, topic: str, partition: int) -> None:
+        consumer = self._consumers.pop((topic, partition), None)
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                consumer.close(autocommit=False)
+
+    def _consumer(self, topic: str, partition: int, offset: int) -> KafkaConsumer:
+        """This instance's consumer of the partition, positioned at `offset`."""
+        key = (topic, partition)
+        tp = TopicPartition(topic, partition)
+        consumer = self._consumers.get(key)
+        if consumer is None:
+            consumer = KafkaConsumer(bootstrap_servers=self.bootstrap,
+                                     client_id=f"{CLIENT_ID}-{topic}-{partition}",
+                                     max_poll_records=self.max_records, **self.consumer_config)
+            consumer.assign([tp])
+            consumer.seek(tp, offset)
+            self._consumers[key] = consumer
+            return consumer
+        # Another instance (or a restarted residual) may have read past `offset`, or this
+        # consumer holds prefetched records from further on: seeking drops them.
+        if consumer.position(tp, timeout_ms=self.poll_timeout_ms) != offset:
+            consumer.seek(tp, offset)
+        return consumer
+
+    @beam.DoFn.unbounded_per_element()
+    def process(
+        self,
+        element: tuple[str, int, int],
+        tracker: Any = _RESTRICTION,
+        watermark: Any = _WATERMARK,
+    ) -> Iterator[TimestampedValue]:
+        yield from self._round(element, tracker, watermark)
+
+    def _round(self, element: tuple[str, int, int], tracker: Any, watermark: Any
+               ) -> Iterator[TimestampedValue]:
+        """One poll: emit its batch and checkpoint, or checkpoint with a delay when idle."""
+        topic, partition, _ = element
+        start = tracker.current_restriction().start
+        idle = Duration(micros=int(self.idle_delay_s * 1e6))
+        if self.gate is not None and not self.gate.admit():
+            self.held_back.inc()  # too much in flight (or draining): look again shortly
+            tracker.defer_remainder(idle)
+            return
+        tp = TopicPartition(topic, partition)
+        try:
+            consumer = self._consumer(topic, partition, start)
+            polled = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
+            fetched = polled.get(tp, [])
+            end = consumer.position(tp, timeout_ms=self.poll_timeout_ms)
+        except KafkaError as e:
+            # The broker is away (restart, network): nothing was claimed, so nothing is lost;
+            # start over with a fresh consumer at `start` a little later.
+            self.poll_errors.inc()
+            self._drop(topic, partition)
+            now = time.monotonic()
+            if now - self._last_warning > 10:
+                self._last_warning = now
+                log.warning("%s/%d: Kafka poll failed (%s: %s); retrying every %.1f s",
+                            topic, partition, e.__class__.__name__, e, ERROR_BACKOFF_S)
+            tracker.defer_remainder(Duration(micros=int(ERROR_BACKOFF_S * 1e6)))
+            return
+        self.polls.inc()
+        if end is None or end < start:
+            raise StreamingError(
+                f"{topic}/{partition}: the consumer went back from offset {start} to {end}: the "
+                "log ends below the stored position (was the topic deleted and re-created?); "
+                "reset this group's stored positions to start over")
+        if end == start:
+            # Caught up: the watermark follows the wall clock while the partition is idle.
+            _advance(watermark, int(time.time() * 1000))
+            Metrics.gauge(NAMESPACE, f"lag.{topic}.{partition}").set(0)
+            tracker.defer_remainder(idle)
+            return
+        if not tracker.try_claim(end - 1):
+            return  # the runner split us at `start`: the residual re-reads from there
+        records = [
+            KafkaRecord(topic, partition, r.offset, r.key, r.value or b"", int(r.timestamp),
+                        tuple((k, v or b"") for k, v in (r.headers or ())))
+            for r in fetched
+        ]
+        batch = KafkaBatch(topic, partition, start, end, records)
+        self.records_read.inc(len(records))
+        self.bytes_read.inc(sum(len(r.value) for r in records))
+        highwater = consumer.highwater(tp)
+        if highwater is not None:
+            Metrics.gauge(NAMESPACE, f"lag.{topic}.{partition}").set(max(highwater - end, 0))
+        if self.gate is not None:
+            self.gate.add((topic, partition, start, end), records=len(records))
+        yield TimestampedValue(batch, _advance(watermark, batch.max_timestamp_ms))
+        # A full poll: more is probably waiting, resume at once. A partial one read all there
+        # was: look again after the idle delay (an immediate re-poll would mostly find
+        # nothing and cost a bundle; waiting lets the next poll, and the model's batch, fill).
+        tracker.defer_remainder(None if len(records) >= self.max_records else idle)
+
+
+def _advance(watermark: Any, ms: int | None) -> Timestamp:
+    """Move the watermark forward to `ms` (never back); the element timestamp to use."""
+    current = watermark.current_watermark()
+    ts = Timestamp(micros=ms * 1000) if ms is not None else (current or Timestamp.now())
+    if current is None or ts > current:
+        watermark.set_watermark(ts)
+    return ts
+
+
+class ReadFromKafkaPartitions(beam.PTransform):
+    """PCollection[KafkaBatch] from every partition of `topics`, from `start_offsets` on.
+
+    Args:
+        bootstrap: "host:port[,host:port]".
+        topics: topic names; every partition of each is read (found at construction).
+        start_offsets: {(topic, partition): next offset to read}; partitions missing from it
+            start at their beginning offset.
+        poll_timeout_ms: how long one poll waits for records; bounds the delay before a
+            quiet partition's records are emitted.
+        max_records: at most this many records per poll, i.e. per element.
+        idle_delay_s: resume delay after a poll that found nothing (or when held back).
+        gate: optional in-flight limit shared with the end of the pipeline (streaming.flow).
+
+    Example:
+        >>> read = ReadFromKafkaPartitions("127.0.0.1:9092", ["posts"])  # doctest: +SKIP
+        >>> read.start_offsets  # doctest: +SKIP
+        {('posts', 0): 0, ('posts', 1): 0, ('posts', 2): 0}
+    """
+
+    def __init__(self, bootstrap: str, topics: Sequence[str],
+                 start_offsets: Mapping[PartitionKey, int] | None = None, *,
+                 poll_timeout_ms: int = 500, max_records: int = 500, idle_delay_s: float = 0.05,
+                 gate: InFlight | None = None,
+                 consumer_config: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        if not topics:
+            raise ValueError("name at least one topic")
+        if not 1 <= poll_timeout_ms <= 60_000:
+            raise ValueError(f"poll_timeout_ms must be within 1..60000, got {poll_timeout_ms}")
+        if not 1 <= max_records <= 100_000:
+            raise ValueError(f"max_records must be within 1..100000, got {max_records}")
+        if idle_delay_s < 0:
+            raise ValueError(f"idle_delay_s must be >= 0, got {idle_delay_s}")
+        self.bootstrap = bootstrap
+        self.topics = list(topics)
+        self.start_offsets = resolve_start_offsets(bootstrap, self.topics, start_offsets)
+        self.poll_timeout_ms = poll_timeout_ms
+        self.max_records = max_records
+        self.idle_delay_s = idle_delay_s
+        self.gate = gate
+        self.consumer_config = dict(consumer_config or {})
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        elements = [(t, p, o) for (t, p), o in sorted(self.start_offsets.items())]
+        return (
+            pbegin
+            | "Impulse" >> beam.Impulse()
+            | "Partitions" >> beam.FlatMap(lambda _, els=elements: list(els))
+            | "Poll" >> beam.ParDo(ReadPartitionFn(
+                self.bootstrap, poll_timeout_ms=self.poll_timeout_ms,
+                max_records=self.max_records, idle_delay_s=self.idle_delay_s, gate=self.gate,
+                consumer_config=self.consumer_config))
+        )

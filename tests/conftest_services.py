@@ -1,0 +1,66 @@
+"""Kafka fixtures for the streaming tests (real broker, real PostgreSQL).
+
+Load with `pytest_plugins = ["conftest_services"]` in a test module (tests/ is on sys.path);
+the helpers are in stream_helpers.py. The broker and PostgreSQL are started by
+scripts/dev-services; a failure fails the session loudly, never a skip. Every test gets
+unique topics (deleted afterwards) and, through the root conftest's `pg_url`, its own
+database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka.admin import KafkaAdminClient
+from stream_helpers import BOOTSTRAP, StreamJob, dev_services
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    dev_services("start", "kafka", "postgres")
+    return BOOTSTRAP
+
+
+@pytest.fixture()
+def kafka_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
+    """A factory of fresh topics (name, partitions); they and their .dlq go afterwards."""
+    from streaming.admin import ensure_topic
+
+    made: list[str] = []
+
+    def make(partitions: int = 3, prefix: str = "t") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        ensure_topic(kafka_bootstrap, name, partitions)
+        made.append(name)
+        return name
+
+    yield make
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        existing = set(admin.list_topics())
+        doomed = [t for name in made for t in (name, f"{name}.dlq") if t in existing]
+        if doomed:
+            admin.delete_topics(doomed)
+    except Exception:  # a failed clean-up must not hide the test's own result
+        pass
+    finally:
+        admin.close()
+
+
+@pytest.fixture()
+def stream_jobs(tmp_path: Path) -> Iterator[Callable[..., StreamJob]]:
+    """Start StreamJobs; every one still running is killed with its group afterwards."""
+    jobs: list[StreamJob] = []
+
+    def start(*args: Any, **kwargs: Any) -> StreamJob:
+        job = StreamJob(tmp_path, *args, **kwargs)
+        jobs.append(job)
+        return job
+
+    yield start
+    for job in jobs:
+        job.reap()

@@ -1,0 +1,202 @@
+"""Helpers of the streaming tests: real posts, bad messages, publishing, the job as a
+subprocess, database look-ups. The fixtures are in conftest_services.py."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DOCSTREAM_SHARED", REPO.parent / "shared"))
+KAFKA_HOST = os.environ.get("DOCSTREAM_KAFKA_HOST", "127.0.0.1")
+KAFKA_PORT = os.environ.get("DOCSTREAM_KAFKA_PORT", "9092")
+BOOTSTRAP = f"{KAFKA_HOST}:{KAFKA_PORT}"
+
+
+def dev_services(*args: str, timeout: float = 900) -> None:
+    proc = subprocess.run([str(REPO / "scripts" / "dev-services"), *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"scripts/dev-services {' '.join(args)} failed:\n"
+                           f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
+             interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def ag_news_texts(n: int, seed: int = 0) -> list[str]:
+    """Real news texts from the shared AG News file (read, never copied into the repo)."""
+    path = SHARED / "data" / "ag_news" / "ag_news.jsonl"
+    if not path.is_file():
+        raise RuntimeError(f"shared data not found at {path}; set DOCSTREAM_SHARED")
+    with open(path, encoding="utf-8") as f:
+        texts = [json.loads(line)["text"] for line in f if line.strip()]
+    random.Random(seed).shuffle(texts)
+    return [texts[i % len(texts)] for i in range(n)]
+
+
+def make_posts(n: int, prefix: str, seed: int = 0) -> list[tuple[bytes, bytes]]:
+    """(key, value) for n valid posts with ids prefix-0 … prefix-(n-1)."""
+    out = []
+    for i, t in enumerate(ag_news_texts(n, seed)):
+        doc_id = f"{prefix}-{i}"
+        out.append((doc_id.encode(), json.dumps({"id": doc_id, "text": t, "kind": "news",
+                                                 "source": "test"}).encode()))
+    return out
+
+
+BAD_KINDS = ("invalid_json", "invalid_utf8", "schema", "oversize", "binary", "empty_text")
+
+
+def make_bad(n: int, prefix: str) -> list[tuple[bytes | None, bytes, str]]:
+    """(key, value, expected reason) for n bad messages, cycling through BAD_KINDS."""
+    out: list[tuple[bytes | None, bytes, str]] = []
+    for i in range(n):
+        kind = BAD_KINDS[i % len(BAD_KINDS)]
+        doc_id = f"{prefix}-bad-{i}"
+        if kind == "invalid_json":
+            value = b'{"id": "' + doc_id.encode() + b'", "text": "unterminated'
+        elif kind == "invalid_utf8":
+            value = b'{"id": "' + doc_id.encode() + b'", "text": "caf\xe9 \xff"}'
+        elif kind == "schema":
+            value = json.dumps({"id": doc_id, "body": "no text field"}).encode()
+        elif kind == "oversize":
+            value = json.dumps({"id": doc_id, "text": "word " * 21_000}).encode()
+        elif kind == "binary":
+            value = b"\x00\x01\x02binary" + doc_id.encode()
+        else:
+            value = json.dumps({"id": doc_id, "text": "   "}).encode()
+        out.append((doc_id.encode(), value, kind))
+    return out
+
+
+def publish(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes]],
+            rate: float | None = None) -> int:
+    from streaming.producer import PostProducer, ProduceStats
+
+    producer = PostProducer(bootstrap, topic, max_block_ms=180_000, delivery_timeout_ms=300_000)
+    stats = ProduceStats()
+    t0 = time.perf_counter()
+    try:
+        for i, (key, value) in enumerate(messages):
+            if rate:
+                ahead = t0 + i / rate - time.perf_counter()
+                if ahead > 0:
+                    time.sleep(ahead)
+            producer.send(value, key)
+            if (i + 1) % 500 == 0:
+                producer.flush(stats)
+        producer.flush(stats)
+    finally:
+        producer.close()
+    if stats.failed:
+        raise AssertionError(f"{stats.failed} message(s) failed: {stats.errors[:3]}")
+    return stats.sent
+
+
+class StreamJob:
+    """`docstream run --source kafka://…` as a subprocess in its own process group."""
+
+    def __init__(self, tmp: Path, bootstrap: str, topic: str, group: str, db_url: str, *,
+                 model: str | None = "noop", flush_secs: float = 0.5,
+                 env: dict[str, str] | None = None, extra: Sequence[str] = ()) -> None:
+        self.tmp = tmp
+        self.name = f"job-{uuid.uuid4().hex[:6]}"
+        self.out = tmp / f"{self.name}.out"
+        self.err = tmp / f"{self.name}.err"
+        cmd = [sys.executable, "-m", "docstream.cli", "run",
+               "--source", f"kafka://{bootstrap}/{topic}?group={group}", "--sink", db_url,
+               "--flush-secs", str(flush_secs), *extra]
+        if model is not None:
+            cmd += ["--model", model]
+        with open(self.out, "wb") as out, open(self.err, "wb") as err:
+            self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=err,
+                                         env={**os.environ, **(env or {})},
+                                         start_new_session=True)
+        self.pgid = self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill_group(self) -> None:
+        """kill -9 the job's whole process group (Python, Prism, SDK workers)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pgid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self, timeout: float = 120, sig: int = signal.SIGTERM, group: bool = False) -> int:
+        """Signal the job (or, like a terminal's Ctrl-C, its whole process group): it drains
+        and exits; returns its exit code."""
+        if group:
+            os.killpg(self.pgid, sig)
+        else:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self.reap()
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def reap(self) -> None:
+        """Nothing of this job may outlive the test (an orphaned Prism, say)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pgid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            self.proc.wait(timeout=30)
+
+    def output(self) -> str:
+        return self.out.read_text(errors="replace") + self.err.read_text(errors="replace")
+
+    def tail(self, n: int = 4000) -> str:
+        return self.output()[-n:]
+
+
+def scalar(db_url: str, sql: str, **params: Any) -> Any:
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(sql), params).scalar()
+    except Exception:  # tables not created yet
+        return None
+    finally:
+        engine.dispose()
+
+
+def rows(db_url: str, sql: str, **params: Any) -> list[Any]:
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(sql), params).all())
+    finally:
+        engine.dispose()
+
+
+def count_results(db_url: str) -> int:
+    return int(scalar(db_url, "select count(*) from classifications") or 0)
+
+
+def count_dead(db_url: str) -> int:
+    return int(scalar(db_url, "select count(*) from dead_letters") or 0)
