@@ -1,0 +1,125 @@
+"""Run a command in a subprocess and measure its wall time and peak tree RSS.
+
+The sampler polls the process and all its descendants every 0.2 s and sums their resident
+set sizes; the peak of that sum is the row's memory figure. (Shared pages of forked children
+are counted once per process, so the figure is an upper bound for forking runners.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import psutil
+
+SAMPLE_S = 0.2
+
+
+class TreeSampler:
+    """Samples the summed RSS of a process and its descendants in a background thread."""
+
+    def __init__(self, pid: int, interval_s: float = SAMPLE_S) -> None:
+        self.pid = pid
+        self.interval_s = interval_s
+        self.peak_bytes = 0
+        self.samples = 0
+        self.max_procs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"rss-{pid}", daemon=True)
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def sample(self) -> int:
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return 0
+        total = 0
+        for p in procs:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                continue  # exited between listing and reading
+        self.max_procs = max(self.max_procs, len(procs))
+        return total
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            rss = self.sample()
+            self.samples += 1
+            self.peak_bytes = max(self.peak_bytes, rss)
+            self._stop.wait(self.interval_s)
+
+    @property
+    def peak_mb(self) -> float:
+        return round(self.peak_bytes / 2**20, 1)
+
+
+@dataclass
+class Measured:
+    rc: int
+    wall_s: float
+    peak_rss_mb: float
+    max_procs: int
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def run_measured(cmd: Sequence[str], *, timeout_s: float, cwd: str | None = None,
+                 env: dict[str, str] | None = None) -> Measured:
+    """Run `cmd`, sampling its process tree's RSS; kill the tree on timeout."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    timed_out = False
+    with TreeSampler(proc.pid) as sampler:
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            kill_tree(proc.pid)
+            out, err = proc.communicate()
+    return Measured(rc=proc.returncode, wall_s=time.perf_counter() - t0,
+                    peak_rss_mb=sampler.peak_mb, max_procs=sampler.max_procs,
+                    stdout=out or "", stderr=err or "", timed_out=timed_out)
+
+
+def kill_tree(pid: int) -> None:
+    """Kill a process we started and all of its descendants (by pid, never by name)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [*root.children(recursive=True), root]
+    except psutil.Error:
+        return
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(procs, timeout=10)
+
+
+def training_running() -> list[int]:
+    """Pids of `docstream.cli train` processes (a training job contends for the CPU)."""
+    pids = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        cmd = p.info.get("cmdline") or []
+        if p.info["pid"] != os.getpid() and "docstream.cli" in cmd and "train" in cmd:
+            pids.append(p.info["pid"])
+    return pids

@@ -1,0 +1,85 @@
+"""raw_forward: the model's forward pass alone — the ceiling docstream is measured against.
+
+Fixed protocol: tokenise (HF fast tokenizer, truncate at docstream's 128-token window),
+sort by length, cut fixed-size batches with dynamic padding, forward under
+torch.inference_mode with docstream's dtype (bf16 autocast where the CPU has it) and thread
+count; sweep batch sizes 16..128 and keep the best. Tokenisation is inside the timing.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+
+from bench.data import read_docs
+from bench.models import docstream_precision, docstream_threads, load
+
+BATCH_SIZES = (16, 32, 64, 128)
+# From /work/shared/NOTES.md (same CPU kind, all-MiniLM-L6, ~62-token texts).
+REFERENCE = {"bf16 autocast, sorted, b64": 329.0, "fp32, sorted, b32": 135.0}
+
+
+def autocast_for(precision: str):
+    import torch
+
+    if precision == "fp32":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type="cpu", dtype=dtype)
+
+
+def forward_sorted(module, tokenizer, texts: list[str], batch_size: int, max_length: int,
+                   precision: str) -> tuple[float, float, list[int], float]:
+    """(seconds, tokenise seconds, predicted class per text, mean tokens per text)."""
+    import numpy as np
+    import torch
+
+    t0 = time.perf_counter()
+    ids = tokenizer(texts, truncation=True, max_length=max_length, padding=False)["input_ids"]
+    t_tok = time.perf_counter() - t0
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    preds = [0] * len(texts)
+    pad = tokenizer.pad_token_id or 0
+    with torch.inference_mode(), autocast_for(precision):
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            width = max(len(ids[i]) for i in idx)
+            arr = np.full((len(idx), width), pad, dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                arr[row, : len(ids[i])] = ids[i]
+                mask[row, : len(ids[i])] = 1
+            logits = module(torch.from_numpy(arr), torch.from_numpy(mask)).float()
+            for i, p in zip(idx, logits.argmax(-1).tolist(), strict=True):
+                preds[i] = p
+    seconds = time.perf_counter() - t0
+    return seconds, t_tok, preds, sum(len(x) for x in ids) / max(len(ids), 1)
+
+
+def run(args) -> dict:
+    from transformers import AutoTokenizer
+
+    from model.encoder import encoder_dir
+
+    texts = [d["text"] for d in read_docs(args.data)]
+    module, manifest = load(args.model)
+    threads = docstream_threads()
+    precision = docstream_precision(manifest)
+    max_length = manifest.preprocess.max_chunk_tokens
+    tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir()))
+    forward_sorted(module, tokenizer, texts[:64], 32, max_length, precision)  # warm-up
+    sweep: dict[str, float] = {}
+    tok_s = 0.0
+    mean_tokens = 0.0
+    for b in BATCH_SIZES:
+        seconds, tok_s, _preds, mean_tokens = forward_sorted(
+            module, tokenizer, texts, b, max_length, precision)
+        sweep[str(b)] = round(len(texts) / seconds, 1)
+    best = max(sweep, key=lambda k: sweep[k])
+    return {
+        "docs_s": sweep[best], "best_batch_size": int(best), "sweep_docs_s": sweep,
+        "n_docs": len(texts), "dtype": precision, "threads": threads, "max_length": max_length,
+        "tokenize_s": round(tok_s, 3), "mean_tokens_per_doc": round(mean_tokens, 1),
+        "reference_docs_s": REFERENCE,
+        "note": "long docs are truncated at max_length here; docstream classifies all chunks",
+    }

@@ -1,0 +1,154 @@
+"""stages: the per-stage cost of docstream's batch path, in one process, without Beam.
+
+Runs the pipeline's own pieces in order over the benchmark file — read, ParseBatch, the
+Preprocessor's parts (clean, spaCy sentencizer, tokenisation, chunking), the RunInference
+handler (split into Predictor forward and the classifier's post-processing), ToOutcome and
+the StoreWriter into a fresh SQLite file — and times each. The sum is what a perfect runner
+would cost; the gap to docstream_batch_sqlite is Beam's own overhead.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+from bench.data import read_docs
+
+
+def _group_by_tokens(batches: list, max_tokens: int) -> list[list]:
+    """What BatchElements does with the handler's element_size_fn: fill up to max_tokens."""
+    groups: list[list] = []
+    current: list = []
+    size = 0
+    for b in batches:
+        n = max(b.n_model_tokens, 1)
+        if current and size + n > max_tokens:
+            groups.append(current)
+            current, size = [], 0
+        current.append(b)
+        size += n
+    if current:
+        groups.append(current)
+    return groups
+
+
+def run(args) -> dict:
+    from model.artifact import read_manifest
+    from pipelines.file_source import read_batches
+    from pipelines.handler import DocstreamModelHandler
+    from pipelines.options import RunSettings
+    from pipelines.stages import ParseBatch, PreprocessBatch, ToOutcome
+    from preprocess.preprocessor import Prepared, RawText
+    from schemas.envelope import WriteBatch
+    from store.engine import make_engine
+    from store.migrate import upgrade
+    from store.writer import StoreWriter
+
+    n_docs = len(read_docs(args.data))
+    manifest = read_manifest(Path(args.model))
+    lines_per_element = RunSettings.model_fields["lines_per_element"].default
+    handler = DocstreamModelHandler(str(args.model))
+    loaded = handler.load_model()
+    predictor = loaded.classifier.predictor
+    sort_buffer = handler.batch_elements_kwargs()["max_batch_size"]
+    pre_stage = PreprocessBatch(manifest.preprocess)
+    pre_stage.setup()
+    pre = pre_stage._pre
+    db = Path(args.work) / f"bench-stages-{uuid.uuid4().hex[:8]}.db"
+    engine = make_engine(f"sqlite:///{db}")
+    upgrade(engine)
+    writer = StoreWriter(engine)
+    run_id = f"bench-stages-{uuid.uuid4().hex[:8]}"
+
+    # Warm-up on a few docs so one-time costs (first spaCy call, oneDNN kernels) stay out.
+    warm = next(read_batches(str(args.data), 16))
+    for b in ParseBatch().process(warm):
+        for d in pre_stage.process(b):
+            handler.run_inference([d], loaded)
+
+    t: dict[str, float] = defaultdict(float)
+    forward_s = 0.0
+    real_logits = predictor.logits
+
+    def timed_logits(seqs):
+        nonlocal forward_s
+        t0 = time.perf_counter()
+        out = real_logits(seqs)
+        forward_s += time.perf_counter() - t0
+        return out
+
+    predictor.logits = timed_logits
+    chunks = tokens = 0
+    wall0 = time.perf_counter()
+    t0 = time.perf_counter()
+    raw_batches = list(read_batches(str(args.data), lines_per_element))
+    t["read"] += time.perf_counter() - t0
+    parse = ParseBatch()
+    doc_batches = []
+    for raw in raw_batches:
+        t0 = time.perf_counter()
+        parsed = next(iter(parse.process(raw)))
+        t1 = time.perf_counter()
+        t["parse"] += t1 - t0
+        texts = [RawText(i.post.text, i.post.title, i.post.kind == "social") for i in parsed.items]
+        cleaned = [pre.clean(x) for x in texts]
+        t2 = time.perf_counter()
+        t["clean"] += t2 - t1
+        spacy_docs = list(pre.nlp.pipe(cleaned, batch_size=pre.spacy_batch_size))
+        t3 = time.perf_counter()
+        t["spacy_sentencizer"] += t3 - t2
+        encodings = pre.chunker.encode_batch(cleaned)
+        t4 = time.perf_counter()
+        t["tokenize"] += t4 - t3
+        for enc, doc in zip(encodings, spacy_docs, strict=True):
+            pre.chunker.chunk(enc, [s.start_char for s in doc.sents])
+        t5 = time.perf_counter()
+        t["chunk"] += t5 - t4
+        # The stage itself (prepare = the parts above again, plus record building): the DocBatch
+        # the model needs. Its time is reported apart, not added to the total.
+        doc_batches.append(next(iter(pre_stage.process(parsed))))
+        t["preprocess_stage_check"] += time.perf_counter() - t5
+    for db_ in doc_batches:
+        for item in db_.items:
+            if isinstance(item.prepared, Prepared):
+                chunks += len(item.prepared.chunks)
+                tokens += item.n_model_tokens
+    outcomes = []
+    for group in _group_by_tokens(doc_batches, sort_buffer):
+        t0 = time.perf_counter()
+        preds = handler.run_inference(group, loaded)
+        t["model"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for bp in preds:
+            outcomes.extend(ToOutcome().process(bp))
+        t["to_outcome"] += time.perf_counter() - t0
+    for outcome in outcomes:
+        t0 = time.perf_counter()
+        writer.write(WriteBatch(run_id=run_id, results=outcome.results, failures=outcome.failures))
+        t["write"] += time.perf_counter() - t0
+    wall = time.perf_counter() - wall0 - t["preprocess_stage_check"]
+    engine.dispose()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+
+    order = ["read", "parse", "clean", "spacy_sentencizer", "tokenize", "chunk", "model",
+             "to_outcome", "write"]
+    stages = {}
+    for name in order:
+        s = t[name]
+        stages[name] = {"seconds": round(s, 4), "us_per_doc": round(1e6 * s / n_docs, 1),
+                        "docs_s": round(n_docs / s, 1) if s > 0 else None,
+                        "share": round(s / wall, 3) if wall > 0 else None}
+    stages["model"]["forward_s"] = round(forward_s, 4)
+    stages["model"]["post_s"] = round(t["model"] - forward_s, 4)
+    return {
+        "docs_s": round(n_docs / wall, 1), "n_docs": n_docs, "seconds": round(wall, 3),
+        "stages": stages, "chunks": chunks, "chunks_per_doc": round(chunks / n_docs, 3),
+        "model_tokens_per_doc": round(tokens / n_docs, 1),
+        "dtype": predictor.precision, "token_budget": predictor.max_tokens,
+        "sort_buffer_tokens": sort_buffer, "lines_per_element": lines_per_element,
+        "preprocess_stage_s": round(t["preprocess_stage_check"], 4),
+        "note": "docs_s here = the sum of the stages, run serially in one process without Beam",
+    }
