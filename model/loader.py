@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,10 @@ def build_module(manifest: ModelManifest, directory: Path | None,
         elif manifest.mode == "lora":
             from peft import PeftModel
 
-            peft_model = PeftModel.from_pretrained(module.encoder, str(directory / ADAPTER_DIR))
+            with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5
+                warnings.filterwarnings("ignore", category=FutureWarning)
+                peft_model = PeftModel.from_pretrained(module.encoder,
+                                                       str(directory / ADAPTER_DIR))
             module.encoder = peft_model.merge_and_unload()
         module.head.load_state_dict(load_file(str(directory / HEAD_FILE)))
     except (OSError, RuntimeError, ValueError, KeyError) as e:
