@@ -46,7 +46,7 @@ from apache_beam.runners.runner import PipelineState
 from sqlalchemy import Engine, func, select, update
 
 from docstream.errors import ConfigError
-from pipelines.batch import beam_options, build_model_stages, preprocess_config_for
+from pipelines.batch import RunSummary, beam_options, build_model_stages, preprocess_config_for
 from pipelines.options import RunSettings
 from pipelines.records import Outcome, RawBatch, RawInput, Span
 from pipelines.sink import WriteOutcomes
@@ -129,40 +129,19 @@ class StreamOptions:
 
 
 @dataclass(frozen=True)
-class StreamSummary:
-    """What one session of a stream did (counts since it started), like batch.RunSummary."""
+class StreamSummary(RunSummary):
+    """What one session of a stream did (counts since it started): a RunSummary plus the
+    stream's group, topics, final status, partition positions and lag."""
 
-    run_id: str
-    group: str
-    topics: list[str]
-    inputs: int
-    classified: int
-    dead_letters: int
-    labels: dict[str, int]
-    dead_by_reason: dict[str, int]
-    needs_review: int
-    seconds: float
-    status: str
+    group: str = ""
+    topics: list[str] = field(default_factory=list)
+    status: str = "running"
     positions: dict[str, int] = field(default_factory=dict)
     lag: int | None = None
-    startup_seconds: float = 0.0
-
-    @property
-    def docs_per_s(self) -> float:
-        """Over the session once running (Prism and model start-up are reported apart)."""
-        busy = self.seconds - self.startup_seconds
-        return self.inputs / busy if busy > 0 else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id, "group": self.group, "topics": self.topics,
-            "status": self.status, "inputs": self.inputs, "classified": self.classified,
-            "dead_letters": self.dead_letters, "labels": self.labels,
-            "dead_by_reason": self.dead_by_reason, "needs_review": self.needs_review,
-            "needs_review_share": self.needs_review / self.classified if self.classified else 0.0,
-            "seconds": round(self.seconds, 3), "startup_seconds": round(self.startup_seconds, 3),
-            "docs_per_s": round(self.docs_per_s, 1), "positions": self.positions, "lag": self.lag,
-        }
+        return {**super().as_dict(), "group": self.group, "topics": self.topics,
+                "status": self.status, "positions": self.positions, "lag": self.lag}
 
 
 # ---------------------------------------------------------------------------------- DoFns
