@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bench.data import REPO, write_data
-from bench.measure import run_measured, training_running
+from bench.measure import foreign_cpu, run_measured, training_running
 from bench.report import ratios, table
 from bench.rows import ROWS
 
@@ -34,6 +34,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--skip", help="comma-separated rows to leave out")
     p.add_argument("--row-timeout", type=float, help="seconds per row (default 600, quick 300)")
     p.add_argument("--keep-work", action="store_true", help="keep the scratch folder")
+    p.add_argument("--render", type=Path, metavar="JSON",
+                   help="print the table of an earlier run's JSON and exit")
     return p.parse_args(argv)
 
 
@@ -49,13 +51,14 @@ def pick_rows(args: argparse.Namespace) -> list[str]:
 
 
 def contention_note() -> str:
+    """Other work on the CPU now: training jobs and busy processes outside this benchmark."""
     pids = training_running()
-    load1, load5, _ = os.getloadavg()
     parts = []
     if pids:
         parts.append(f"docstream train running (pids {', '.join(map(str, pids))})")
-    if load1 > (os.cpu_count() or 1) * 0.75:
-        parts.append(f"load average {load1:.1f}/{load5:.1f} on {os.cpu_count()} cores")
+    busy = foreign_cpu(1.0, exclude=set(pids))
+    if sum(pct for _name, pct in busy) >= 50:
+        parts.append("busy: " + ", ".join(f"{name} {pct}%" for name, pct in busy[:3]))
     return "; ".join(parts)
 
 
@@ -91,6 +94,11 @@ def run_row(cmd: list[str], out: Path, timeout_s: float, env: dict[str, str]) ->
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        doc = json.loads(args.render.read_text(encoding="utf-8"))
+        doc["ratios"] = ratios(doc["results"], doc["results"].get("accuracy"))
+        print(table(doc))
+        return 0
     rows = pick_rows(args)
     limit = args.limit or (QUICK_DOCS if args.quick else None)
     timeout_s = args.row_timeout or (300.0 if args.quick else 1800.0)

@@ -115,6 +115,29 @@ def kill_tree(pid: int) -> None:
     psutil.wait_procs(procs, timeout=10)
 
 
+def foreign_cpu(seconds: float = 1.0, exclude: set[int] | None = None) -> list[tuple[str, float]]:
+    """Processes outside `exclude` (and outside this process's tree) using CPU right now:
+    (short description, % of one core), busiest first."""
+    me = psutil.Process()
+    skip = {me.pid, *(p.pid for p in me.children(recursive=True)), *(exclude or set())}
+    procs = []
+    for p in psutil.process_iter(["pid", "name", "cmdline"]):
+        if p.info["pid"] in skip:
+            continue
+        with contextlib.suppress(psutil.Error):
+            p.cpu_percent(None)
+            procs.append(p)
+    time.sleep(seconds)
+    busy = []
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            pct = p.cpu_percent(None)
+            if pct >= 10:
+                cmd = " ".join(p.info.get("cmdline") or [p.info["name"] or "?"])
+                busy.append((f"{p.info['pid']} {cmd[:60]}", round(pct)))
+    return sorted(busy, key=lambda x: -x[1])
+
+
 def training_running() -> list[int]:
     """Pids of `docstream.cli train` processes (a training job contends for the CPU)."""
     pids = []

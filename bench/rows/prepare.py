@@ -18,6 +18,18 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_flags() -> list[str]:
+    """The CPU features that decide bf16 speed (AMX is what NOTES.md's Xeon had)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f
+                          if line.startswith("flags")), [])
+    except OSError:
+        return []
+    wanted = ("avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "amx_int8")
+    return [w for w in wanted if w in flags]
+
+
 def run(args) -> dict:
     import psutil
     import torch
@@ -40,6 +52,7 @@ def run(args) -> dict:
             "transformers": transformers.__version__,
             "torch_threads": docstream_threads(),
             "cpu_fast_bf16": cpu_has_fast_bf16(),
+            "cpu_flags": cpu_flags(),
             "docstream_dtype": docstream_precision(manifest),
             "model": f"{manifest.name}@{manifest.version} ({kind}, mode {manifest.mode})",
             "precision_ok": list(manifest.precision_ok),
