@@ -32,6 +32,10 @@ class Chunker:
             raise ValueError("tokenizer has no [CLS]/[SEP] tokens; is it a BERT wordpiece one?")
         return cls_id, sep_id
 
+    def fits(self, encoding: Encoding) -> bool:
+        """Whether the text is one window (no sentence boundaries needed to cut it)."""
+        return len(encoding.ids) <= self.max_tokens - 2
+
     def encode_batch(self, texts: Sequence[str]) -> list[Encoding]:
         return self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
 

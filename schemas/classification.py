@@ -55,4 +55,6 @@ class Classification(BaseModel):
         default=False, description="True when `score` is below the review threshold."
     )
     n_chunks: int = Field(default=1, ge=1, description="Model windows the text was split into.")
-    n_tokens: int = Field(default=0, ge=0, description="spaCy tokens in the cleaned text.")
+    n_tokens: int = Field(
+        default=0, ge=0, description="Model wordpieces in the cleaned text, before windowing."
+    )

@@ -59,17 +59,30 @@ def test_window_must_leave_room() -> None:
         Chunker(load_tokenizer(), max_tokens=4)
 
 
-def test_preprocessor_counts_sentences_tokens_and_flags_empty() -> None:
+def test_preprocessor_counts_tokens_and_flags_empty() -> None:
     pre = Preprocessor(PreprocessConfig(), load_tokenizer())
     out = pre.prepare([RawText("Stocks rose. Bonds fell sharply."), RawText("<br/> "),
                        RawText("Hi @bob #BigWin", social=True)])
     first, empty, social = out
     assert isinstance(first, Prepared)
-    assert first.n_sentences == 2 and first.n_tokens == 7
+    # one window: spaCy is skipped, so sentences are not counted
+    assert first.n_sentences is None and first.n_tokens == 7
+    assert first.chunks == [[101, *load_tokenizer().encode(first.text,
+                                                           add_special_tokens=False).ids, 102]]
     assert first.entities is None
     assert isinstance(empty, PrepareError) and empty.reason == "empty_after_cleaning"
     assert isinstance(social, Prepared) and social.text == "Hi @user Big Win"
-    assert set(first.timings_ms) == {"clean", "spacy", "chunk"}
+    assert set(first.timings_ms) == {"clean", "tokenize", "spacy", "chunk"}
+
+
+def test_preprocessor_splits_long_text_at_sentences() -> None:
+    pre = Preprocessor(PreprocessConfig(max_chunk_tokens=32), load_tokenizer())
+    text = " ".join(f"Sentence number {i} talks about markets and rates." for i in range(12))
+    (out,) = pre.prepare([RawText(text)])
+    assert isinstance(out, Prepared)
+    assert out.n_sentences == 12 and len(out.chunks) > 1
+    assert all(len(c) <= 32 for c in out.chunks)
+    assert sum(len(c) - 2 for c in out.chunks) == out.n_tokens
 
 
 def test_preprocessor_entities_only_when_asked() -> None:
