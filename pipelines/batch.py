@@ -18,8 +18,9 @@ from sqlalchemy import Engine, func, select, update
 
 from model.artifact import read_manifest
 from pipelines.file_source import ReadJsonLines, count_lines, expand_sources
-from pipelines.handler import NOOP_MODEL, DocstreamModelHandler
+from pipelines.handler import NOOP_MODEL, BatchPredictions, DocstreamModelHandler
 from pipelines.options import RunSettings
+from pipelines.records import DocBatch, Outcome, ParsedBatch
 from pipelines.sink import WriteOutcomes
 from pipelines.stages import FailedInferenceToOutcome, ParseBatch, PreprocessBatch, ToOutcome
 from preprocess.config import PreprocessConfig
@@ -78,8 +79,14 @@ def build_model_stages(
     inputs: beam.PCollection, settings: RunSettings, pre_config: PreprocessConfig,
     max_batch_duration_secs: float | None = None,
     model_updates: beam.PCollection | None = None,
-) -> beam.PCollection:
+) -> tuple[beam.PCollection, beam.PCollection]:
     """RawBatch → Outcome: parse, preprocess, classify; every input ends in one outcome.
+
+    Returns two branches of Outcomes: the classified batches (with their per-document dead
+    letters) and the rare batches whose inference raised (all dead letters). They are kept
+    apart on purpose: a Flatten before the writer makes Beam's portable runner hold every
+    result until inference ends, so a batch job would write nothing until its last batch.
+    Callers apply the writer to each branch (see `for_each_branch`).
 
     `model_updates` (streaming): a ModelMetadata side input, e.g. from WatchRegistry, that
     makes RunInference swap in a newly promoted model without a restart.
@@ -91,14 +98,28 @@ def build_model_stages(
     )
     docs = (
         inputs
-        | "Parse" >> beam.ParDo(ParseBatch())
+        | "Parse" >> beam.ParDo(ParseBatch()).with_output_types(ParsedBatch)
         | "Preprocess" >> beam.ParDo(PreprocessBatch(pre_config, settings.entities))
+        .with_output_types(DocBatch)
     )
     inference = RunInference(handler, model_metadata_pcoll=model_updates)
     predicted, dlq = docs | "Classify" >> inference.with_exception_handling()
-    good = predicted | "ToOutcome" >> beam.ParDo(ToOutcome())
-    bad = dlq.failed_inferences | "FailedToOutcome" >> beam.ParDo(FailedInferenceToOutcome())
-    return (good, bad) | "Outcomes" >> beam.Flatten()
+    # RunInference declares no output type, so Beam would size-sample its elements by
+    # pickling them (milliseconds per batch); typing the PCollection selects BatchCoder.
+    predicted.element_type = BatchPredictions
+    good = predicted | "ToOutcome" >> beam.ParDo(ToOutcome()).with_output_types(Outcome)
+    bad = (dlq.failed_inferences
+           | "FailedToOutcome" >> beam.ParDo(FailedInferenceToOutcome()).with_output_types(Outcome))
+    return good, bad
+
+
+def for_each_branch(
+    branches: tuple[beam.PCollection, ...], label: str, transform: beam.PTransform,
+) -> tuple[beam.PCollection, ...]:
+    """Apply `transform` to every branch, labelled `label`, `label[1]`, …"""
+    return tuple(
+        b | (label if i == 0 else f"{label}[{i}]") >> transform for i, b in enumerate(branches)
+    )
 
 
 def start_run(engine: Engine, settings: RunSettings) -> None:
@@ -166,8 +187,8 @@ def run_batch(settings: RunSettings) -> RunSummary:
         outcomes = build_model_stages(
             p | "Read" >> ReadJsonLines(files, settings.lines_per_element), settings, pre_config
         )
-        _ = outcomes | "Write" >> beam.ParDo(WriteOutcomes(
-            settings.sink, settings.run_id, total=total, progress=settings.progress))
+        for_each_branch(outcomes, "Write", beam.ParDo(WriteOutcomes(
+            settings.sink, settings.run_id, total=total, progress=settings.progress)))
         result = p.run()
         result.wait_until_finish()
         startup = startup_seconds(result)

@@ -94,5 +94,5 @@ class ReadJsonLines(beam.PTransform):
         return (
             pbegin
             | "Files" >> beam.Create(self.files)
-            | "Lines" >> beam.FlatMap(read_batches, lines_per_element=n)
+            | "Lines" >> beam.FlatMap(read_batches, lines_per_element=n).with_output_types(RawBatch)
         )

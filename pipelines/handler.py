@@ -13,7 +13,7 @@ from model.classify import DocClassifier, DocPrediction
 from model.fixed import FixedLabelClassifier
 from model.loader import load_model
 from model.predictor import Precision, Predictor
-from pipelines.records import DocBatch
+from pipelines.records import DocBatch, register_batch_coder
 from schemas.classification import ModelRef
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,9 @@ class DocstreamModelHandler(ModelHandler[DocBatch, BatchPredictions, LoadedClass
 
     def get_metrics_namespace(self) -> str:
         return "docstream"
+
+
+register_batch_coder(BatchPredictions)
 
 
 def _batch_tokens(batch: DocBatch) -> int:

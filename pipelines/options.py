@@ -19,7 +19,7 @@ class RunSettings(BaseModel):
     beam_args: list[str] = Field(default_factory=list)
     run_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:16], max_length=64)
     device: str | None = None
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = "auto"
     review_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     lines_per_element: int = Field(default=512, ge=1)
     progress: bool = True

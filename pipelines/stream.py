@@ -46,7 +46,13 @@ from apache_beam.runners.runner import PipelineState
 from sqlalchemy import Engine, func, select, update
 
 from docstream.errors import ConfigError
-from pipelines.batch import RunSummary, beam_options, build_model_stages, preprocess_config_for
+from pipelines.batch import (
+    RunSummary,
+    beam_options,
+    build_model_stages,
+    for_each_branch,
+    preprocess_config_for,
+)
 from pipelines.options import RunSettings
 from pipelines.records import Outcome, RawBatch, RawInput, Span
 from pipelines.sink import WriteOutcomes
@@ -493,17 +499,17 @@ def build_stream(p: beam.Pipeline, settings: RunSettings, options: StreamOptions
         url.bootstrap, list(url.topics), starts, poll_timeout_ms=options.poll_timeout_ms,
         max_records=options.max_records, idle_delay_s=options.idle_delay_s,
         gate=gate if use_gate else None)
-    raw = batches | "ToRaw" >> beam.ParDo(KafkaBatchToRaw())
+    raw = batches | "ToRaw" >> beam.ParDo(KafkaBatchToRaw()).with_output_types(RawBatch)
     outcomes = build_model_stages(
         raw, settings, pre_config,
         max_batch_duration_secs=options.flush_secs if options.inference_timer else None)
     if options.dead_letter_topic:
-        outcomes = outcomes | "DeadLetterTopic" >> beam.ParDo(
-            PublishDeadLetters(url.bootstrap, run_id))
-    written = outcomes | "Write" >> beam.ParDo(StreamWriteOutcomes(
+        outcomes = for_each_branch(outcomes, "DeadLetterTopic", beam.ParDo(
+            PublishDeadLetters(url.bootstrap, run_id)))
+    written = for_each_branch(outcomes, "Write", beam.ParDo(StreamWriteOutcomes(
         settings.sink, run_id, consumer_group=url.group, start_positions=starts,
-        progress=False, retry_s=options.store_retry_s))
-    _ = written | "Done" >> beam.ParDo(MarkDone(gate))
+        progress=False, retry_s=options.store_retry_s)))
+    for_each_branch(written, "Done", beam.ParDo(MarkDone(gate)))
 
 
 def run_stream(settings: RunSettings, options: StreamOptions | None = None) -> StreamSummary:

@@ -41,7 +41,8 @@ def summarize(outcome) -> tuple:
 def test_every_input_ends_as_result_or_dead_letter() -> None:
     settings = RunSettings(sources=["x"], sink="sqlite://", model_dir=NOOP_MODEL)
     with TestPipeline() as p:
-        outcomes = build_model_stages(p | beam.Create(BATCHES), settings, PreprocessConfig())
+        branches = build_model_stages(p | beam.Create(BATCHES), settings, PreprocessConfig())
+        outcomes = branches | beam.Flatten()
         assert_that(
             outcomes | beam.Map(summarize),
             equal_to([
@@ -54,7 +55,8 @@ def test_every_input_ends_as_result_or_dead_letter() -> None:
 def test_results_carry_model_and_chunks() -> None:
     settings = RunSettings(sources=["x"], sink="sqlite://", model_dir=NOOP_MODEL)
     with TestPipeline() as p:
-        outcomes = build_model_stages(p | beam.Create(BATCHES[1:]), settings, PreprocessConfig())
+        branches = build_model_stages(p | beam.Create(BATCHES[1:]), settings, PreprocessConfig())
+        outcomes = branches | beam.Flatten()
         chunks = outcomes | beam.FlatMap(
             lambda o: [(r.result.doc_id, r.result.n_chunks > 1, r.result.model.name,
                         set(r.result.timings_ms) >= {"parse", "clean", "spacy", "chunk", "infer"})
