@@ -379,7 +379,7 @@ def _clear_artifact(out: Path) -> None:
 def _precisions_to_check(device: torch.device) -> list[str]:
     if device.type == "cuda":
         return ["bf16", "fp16"] if torch.cuda.is_bf16_supported() else ["fp16"]
-    return ["bf16"]
+    return ["bf16", "int8"]
 
 
 def finalize(

@@ -9,7 +9,6 @@ The rule checked: a faster mode becomes the default only if it is within 0.5 poi
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 from pathlib import Path
@@ -57,15 +56,13 @@ def export_onnx(module, path: Path) -> None:
 
 def build_modes(module, work: Path, threads: int) -> tuple[dict, dict]:
     """{mode: (module, Predictor precision)} and {mode: why it was skipped}."""
-    import torch
 
     modes = {"fp32": (module, "fp32"), "bf16_autocast": (module, "bf16")}
     skipped: dict[str, str] = {}
     try:
-        from torch.ao.quantization import quantize_dynamic
+        from model.predictor import quantize_int8  # docstream's own int8 path
 
-        q = quantize_dynamic(copy.deepcopy(module), {torch.nn.Linear}, dtype=torch.qint8)
-        modes["int8_dynamic"] = (q, "fp32")
+        modes["int8_dynamic"] = (quantize_int8(module), "fp32")
     except Exception as e:  # report, don't fail the row
         skipped["int8_dynamic"] = f"{e.__class__.__name__}: {e}"
     try:
@@ -131,8 +128,9 @@ def run(args) -> dict:
         r["within_0_5_points"] = abs(r["delta_points"]) <= MAX_DELTA_POINTS
     eligible = [n for n, r in results.items()
                 if n != "fp32" and r["within_0_5_points"] and r["speedup_vs_fp32"] > 1.0]
-    default_mode = {"bf16": "bf16_autocast", "fp32": "fp32"}.get(docstream_precision(manifest),
-                                                                   docstream_precision(manifest))
+    picked = docstream_precision(manifest)
+    default_mode = {"bf16": "bf16_autocast", "fp32": "fp32", "int8": "int8_dynamic"}.get(picked,
+                                                                                        picked)
     return {
         "docs_s": None, "n_posts": len(docs), "model_kind": args.model_kind,
         "threads": threads, "torch": torch.__version__, "modes": results, "skipped": skipped,

@@ -2,8 +2,9 @@
 
 Fixed protocol: tokenise (HF fast tokenizer, truncate at docstream's 128-token window),
 sort by length, cut fixed-size batches with dynamic padding, forward under
-torch.inference_mode with docstream's dtype (bf16 autocast where the CPU has it) and thread
-count; sweep batch sizes 16..128 and keep the best. Tokenisation is inside the timing.
+torch.inference_mode with docstream's dtype (what its Predictor picks here: bf16 autocast,
+or the same dynamic int8 quantization) and thread count; sweep batch sizes 16..128 and keep
+the best. Tokenisation is inside the timing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ REFERENCE = {"bf16 autocast, sorted, b64": 329.0, "fp32, sorted, b32": 135.0}
 def autocast_for(precision: str):
     import torch
 
-    if precision == "fp32":
+    if precision in ("fp32", "int8"):  # int8: the module itself is quantized, no autocast
         return nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type="cpu", dtype=dtype)
@@ -65,6 +66,10 @@ def run(args) -> dict:
     module, manifest = load(args.model)
     threads = docstream_threads()
     precision = docstream_precision(manifest)
+    if precision == "int8":  # the same dynamic quantization docstream's Predictor applies
+        from model.predictor import quantize_int8
+
+        module = quantize_int8(module)
     max_length = manifest.preprocess.max_chunk_tokens
     tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir()))
     forward_sorted(module, tokenizer, texts[:64], 32, max_length, precision)  # warm-up

@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--report", required=True, type=Path, help="directory for the report files")
     p.add_argument("--min-accuracy", type=float, default=None, metavar="X",
                    help="exit 1 if accuracy is below X (a fraction, e.g. 0.9)")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="auto")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads (default: $DOCSTREAM_TORCH_THREADS, else 1 on <= 2 cores)")
     p.add_argument("--limit", type=int, default=None, metavar="N",

@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-id", help="name this run (default: random); re-using a run id makes a "
                    "replay that adds no audit records")
     p.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda if present)")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16", "int8"], default="auto",
+                   help="numeric mode (auto: the fastest one the artifact checked for this device)")
     p.add_argument("--review-threshold", type=float, help="needs_review below this calibrated "
                    "score (default: the model's)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
