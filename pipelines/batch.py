@@ -19,6 +19,7 @@ from sqlalchemy import Engine, func, select, update
 from model.artifact import read_manifest
 from pipelines.file_source import ReadJsonLines, count_lines, expand_sources
 from pipelines.handler import NOOP_MODEL, BatchPredictions, DocstreamModelHandler
+from pipelines.model_watch import ModelWatch
 from pipelines.options import RunSettings
 from pipelines.records import DocBatch, Outcome, ParsedBatch
 from pipelines.sink import WriteOutcomes
@@ -78,7 +79,7 @@ def beam_options(settings: RunSettings, streaming: bool = False) -> PipelineOpti
 def build_model_stages(
     inputs: beam.PCollection, settings: RunSettings, pre_config: PreprocessConfig,
     max_batch_duration_secs: float | None = None,
-    model_updates: beam.PCollection | None = None,
+    watch: ModelWatch | None = None,
 ) -> tuple[beam.PCollection, beam.PCollection]:
     """RawBatch → Outcome: parse, preprocess, classify; every input ends in one outcome.
 
@@ -88,13 +89,13 @@ def build_model_stages(
     result until inference ends, so a batch job would write nothing until its last batch.
     Callers apply the writer to each branch (see `for_each_branch`).
 
-    `model_updates` (streaming): a ModelMetadata side input, e.g. from WatchRegistry, that
-    makes RunInference swap in a newly promoted model without a restart.
+    `watch` (streaming): follow NAME@production in the registry and swap in a newly promoted
+    model without a restart (pipelines.model_watch).
     """
     handler = DocstreamModelHandler(
         settings.model_dir, device=settings.device, precision=settings.precision,
         review_threshold=settings.review_threshold,
-        max_batch_duration_secs=max_batch_duration_secs,
+        max_batch_duration_secs=max_batch_duration_secs, watch=watch,
     )
     docs = (
         inputs
@@ -102,7 +103,7 @@ def build_model_stages(
         | "Preprocess" >> beam.ParDo(PreprocessBatch(pre_config, settings.entities))
         .with_output_types(DocBatch)
     )
-    inference = RunInference(handler, model_metadata_pcoll=model_updates)
+    inference = RunInference(handler)
     predicted, dlq = docs | "Classify" >> inference.with_exception_handling()
     # RunInference declares no output type, so Beam would size-sample its elements by
     # pickling them (milliseconds per batch); typing the PCollection selects BatchCoder.

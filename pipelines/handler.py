@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -13,6 +14,7 @@ from model.classify import DocClassifier, DocPrediction
 from model.fixed import FixedLabelClassifier
 from model.loader import load_model
 from model.predictor import Precision, Predictor
+from pipelines.model_watch import ModelWatch
 from pipelines.records import DocBatch, register_batch_coder
 from schemas.classification import ModelRef
 
@@ -27,12 +29,33 @@ class Classifies(Protocol):
     def classify(self, docs: Sequence[Sequence[Sequence[int]]]) -> list[DocPrediction]: ...
 
 
-@dataclass(frozen=True)
-class LoadedClassifier:
-    """What the handler's load_model returns: the classifier and its identity."""
-
+@dataclass(frozen=True, slots=True)
+class _Current:
     classifier: Classifies
     ref: ModelRef
+    path: str
+
+
+class LoadedClassifier:
+    """What the handler's load_model returns: the classifier and its identity.
+
+    RunInference keeps this object for the life of the worker; a hot swap (model_watch)
+    replaces what it holds in one assignment, so a batch sees either model, never a mix.
+    """
+
+    def __init__(self, classifier: Classifies, ref: ModelRef, path: str = "") -> None:
+        self.current = _Current(classifier, ref, path)
+
+    @property
+    def classifier(self) -> Classifies:
+        return self.current.classifier
+
+    @property
+    def ref(self) -> ModelRef:
+        return self.current.ref
+
+    def swap(self, other: LoadedClassifier) -> None:
+        self.current = other.current
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +86,7 @@ class DocstreamModelHandler(ModelHandler[DocBatch, BatchPredictions, LoadedClass
         review_threshold: float | None = None,
         sort_buffer_tokens: int = 32768,
         max_batch_duration_secs: float | None = None,
+        watch: ModelWatch | None = None,
     ) -> None:
         super().__init__()
         # BatchElements measures batch size with element_size_fn, so max_batch_size is a
@@ -80,13 +104,17 @@ class DocstreamModelHandler(ModelHandler[DocBatch, BatchPredictions, LoadedClass
         self.precision: Precision = precision
         self.max_tokens_per_batch = max_tokens_per_batch
         self.review_threshold = review_threshold
+        self.watch = watch
 
     def load_model(self) -> LoadedClassifier:
-        if self.model_dir == NOOP_MODEL:
+        return self._load(self.model_dir)
+
+    def _load(self, model_dir: str) -> LoadedClassifier:
+        if model_dir == NOOP_MODEL:
             fixed = FixedLabelClassifier()
             return LoadedClassifier(fixed, ModelRef(name="noop", version="0",
-                                                    weights_sha256="0" * 64))
-        loaded = load_model(self.model_dir)
+                                                    weights_sha256="0" * 64), model_dir)
+        loaded = load_model(model_dir)
         m = loaded.manifest
         predictor = Predictor(
             loaded.module, device=self.device, precision=self.precision,
@@ -94,10 +122,30 @@ class DocstreamModelHandler(ModelHandler[DocBatch, BatchPredictions, LoadedClass
         )
         classifier = DocClassifier(m, predictor, review_threshold=self.review_threshold)
         return LoadedClassifier(classifier, ModelRef(name=m.name, version=m.version,
-                                                     weights_sha256=m.weights_sha256))
+                                                     weights_sha256=m.weights_sha256), model_dir)
+
+    def _maybe_switch(self, model: LoadedClassifier) -> None:
+        """Between batches: load and swap in a newly promoted version (see model_watch)."""
+        if self.watch is None or not self.watch.due():
+            return
+        found = self.watch.check(model.current.path)
+        if found is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            fresh = self._load(found.path)
+        except Exception as e:  # a broken artifact must not stop the job
+            self.watch.refuse(found, e)
+            return
+        old = model.ref
+        model.swap(fresh)
+        self.model_dir = found.path
+        log.warning("switching model from %s@%s to %s (%s), loaded in %.1f s", old.name,
+                    old.version, found.label, found.path, time.perf_counter() - t0)
 
     def update_model_path(self, model_path: str | None = None) -> None:
-        """Called by RunInference when the model side input announces a new version."""
+        """Called by RunInference when a model side input announces a new version (runners
+        that support it; docstream's own watch is `ModelWatch`, see model_watch)."""
         if model_path:
             log.warning("switching model to %s", model_path)
             self.model_dir = model_path
@@ -108,17 +156,19 @@ class DocstreamModelHandler(ModelHandler[DocBatch, BatchPredictions, LoadedClass
         model: LoadedClassifier,
         inference_args: dict[str, Any] | None = None,
     ) -> Iterable[BatchPredictions]:
+        self._maybe_switch(model)
+        current = model.current  # one model for the whole batch, even across a swap
         docs = [item.prepared.chunks for b in batch for item in b.items]
         try:
-            flat: list[DocPrediction | str] = list(model.classifier.classify(docs))
+            flat: list[DocPrediction | str] = list(current.classifier.classify(docs))
         except Exception:  # isolate the failing document(s); see the class docstring
             log.warning("inference failed on a batch of %d docs; retrying one by one", len(docs))
-            flat = [_classify_one(model.classifier, d) for d in docs]
+            flat = [_classify_one(current.classifier, d) for d in docs]
         out: list[BatchPredictions] = []
         pos = 0
         for b in batch:
             n = len(b.items)
-            out.append(BatchPredictions(b, flat[pos : pos + n], model.ref))
+            out.append(BatchPredictions(b, flat[pos : pos + n], current.ref))
             pos += n
         return out
 

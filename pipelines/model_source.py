@@ -14,6 +14,18 @@ def is_registry_ref(spec: str) -> bool:
     return "@" in spec and not os.path.exists(spec)
 
 
+def production_name(spec: str) -> str | None:
+    """NAME when `spec` is NAME@production (a job that should follow promotions), else None.
+
+    >>> production_name("news-topic@production"), production_name("news-topic@1.0.0")
+    ('news-topic', None)
+    """
+    if not is_registry_ref(spec):
+        return None
+    name, _, version = spec.partition("@")
+    return name if version == "production" else None
+
+
 def resolve_model(spec: str, store_url: str) -> str:
     """The artifact directory for `spec`, looking NAME@VERSION up in the store's registry."""
     if spec == NOOP_MODEL or not is_registry_ref(spec):

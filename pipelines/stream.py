@@ -53,6 +53,7 @@ from pipelines.batch import (
     for_each_branch,
     preprocess_config_for,
 )
+from pipelines.model_watch import ModelWatch, RegistryLocator
 from pipelines.options import RunSettings
 from pipelines.records import Outcome, RawBatch, RawInput, Span
 from pipelines.sink import WriteOutcomes
@@ -108,6 +109,10 @@ class StreamOptions:
     dead_letter_topic: bool = True
     max_seconds: float | None = None
     inference_timer: bool = False
+    #: NAME to follow in the registry (the job was started with NAME@production): a newly
+    #: promoted version replaces the model without a restart. None: the model is fixed.
+    watch_model: str | None = None
+    watch_interval_s: float = 10.0
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.flush_secs <= 60:
@@ -121,6 +126,9 @@ class StreamOptions:
             raise ConfigError("report, drain and retry times must be positive")
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise ConfigError(f"--max-seconds must be > 0, got {self.max_seconds}")
+        if not 0.5 <= self.watch_interval_s <= 3600:
+            raise ConfigError(f"--watch-model-secs must be within 0.5..3600, got "
+                              f"{self.watch_interval_s}")
 
     @property
     def poll_timeout_ms(self) -> int:
@@ -500,9 +508,14 @@ def build_stream(p: beam.Pipeline, settings: RunSettings, options: StreamOptions
         max_records=options.max_records, idle_delay_s=options.idle_delay_s,
         gate=gate if use_gate else None)
     raw = batches | "ToRaw" >> beam.ParDo(KafkaBatchToRaw()).with_output_types(RawBatch)
+    watch = None
+    if options.watch_model:
+        watch = ModelWatch(RegistryLocator(settings.sink, options.watch_model),
+                           interval_s=options.watch_interval_s)
     outcomes = build_model_stages(
         raw, settings, pre_config,
-        max_batch_duration_secs=options.flush_secs if options.inference_timer else None)
+        max_batch_duration_secs=options.flush_secs if options.inference_timer else None,
+        watch=watch)
     if options.dead_letter_topic:
         outcomes = for_each_branch(outcomes, "DeadLetterTopic", beam.ParDo(
             PublishDeadLetters(url.bootstrap, run_id)))

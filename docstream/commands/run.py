@@ -49,11 +49,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--max-in-flight", type=int, default=5000, help="records read but not yet "
                    "written at most; bounds memory with a backlog (default 5000)")
     k.add_argument("--max-seconds", type=float, help="stop (drain) after this many seconds")
+    k.add_argument("--watch-model-secs", type=float, default=10.0, metavar="S",
+                   help="with --model NAME@production: look for a newly promoted version every "
+                   "S seconds and switch to it without a restart (default 10)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.model_source import resolve_model
+    from pipelines.model_source import production_name, resolve_model
     from pipelines.options import RunSettings
 
     sources = args.source or [default_sample()]
@@ -77,7 +80,9 @@ def run(args: argparse.Namespace) -> int:
 
         summary = run_stream(settings, StreamOptions(
             flush_secs=args.flush_secs, max_records=args.max_records,
-            max_in_flight=args.max_in_flight, max_seconds=args.max_seconds))
+            max_in_flight=args.max_in_flight, max_seconds=args.max_seconds,
+            watch_model=production_name(args.model) if args.model else None,
+            watch_interval_s=args.watch_model_secs))
     else:
         from pipelines.batch import run_batch
 
