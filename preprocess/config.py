@@ -32,3 +32,8 @@ class PreprocessConfig(BaseModel):
         default=128, ge=16, le=512, description="Model window in wordpiece tokens, specials included."
     )
     aggregate: Literal["confidence_weighted", "mean"] = "confidence_weighted"
+    sentences: Literal["rules", "spacy"] = Field(
+        default="rules",
+        description="Where long texts are cut: spaCy's Sentencizer rule applied to the model's "
+        "wordpieces (rules, ~20x cheaper), or spaCy's tokenizer + Sentencizer (spacy).",
+    )

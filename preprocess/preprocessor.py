@@ -1,4 +1,4 @@
-"""The one preprocessing path: clean → tokenise → spaCy where needed (sentences, entities) → chunk."""
+"""The one preprocessing path: clean → tokenise → sentences (long texts) / spaCy (entities) → chunk."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from preprocess.chunk import Chunker
 from preprocess.clean import clean_text, compose_text
 from preprocess.config import PreprocessConfig
 from preprocess.nlp import load_nlp
+from preprocess.sentences import sentence_starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +83,11 @@ class Preprocessor:
     def prepare(self, items: Sequence[RawText]) -> list[Prepared | PrepareError]:
         """Prepare a batch; the output has one entry per input, in order.
 
-        spaCy runs only where it is needed: on texts longer than one model window (to cut
-        them at sentence boundaries) and, with `entities`, on every text. A text that fits
-        one window is tokenised once and sent whole, which is most social posts and news
-        snippets; that keeps preprocessing cheap next to the model.
+        Every text is tokenised once. A text that fits one model window is sent whole (most
+        social posts and news snippets). A longer one is cut at sentence boundaries, found
+        on its wordpieces (preprocess.sentences) or, with `sentences="spacy"`, by spaCy.
+        spaCy runs on every text only with `entities` (NER). That keeps preprocessing cheap
+        next to the model.
         """
         n = len(items)
         if n == 0:
@@ -96,8 +98,9 @@ class Preprocessor:
         live = [i for i, text in enumerate(cleaned) if text]
         encodings = self.chunker.encode_batch([cleaned[i] for i in live])
         t2 = time.perf_counter()
+        by_spacy = self.config.sentences == "spacy"
         need_nlp = [k for k, enc in enumerate(encodings)
-                    if self.entities or not self.chunker.fits(enc)]
+                    if self.entities or (by_spacy and not self.chunker.fits(enc))]
         docs = dict(zip(need_nlp, self.nlp.pipe((cleaned[live[k]] for k in need_nlp),
                                                 batch_size=self.spacy_batch_size), strict=True))
         t3 = time.perf_counter()
@@ -114,7 +117,13 @@ class Preprocessor:
         }
         for k, (i, enc) in enumerate(zip(live, encodings, strict=True)):
             doc = docs.get(k)
-            starts = [s.start_char for s in doc.sents] if doc is not None else [0]
+            long = not self.chunker.fits(enc)
+            if doc is not None:
+                starts = [s.start_char for s in doc.sents]
+            elif long:
+                starts = sentence_starts(cleaned[i], enc)
+            else:
+                starts = [0]
             ents = (
                 [(e.text, e.label_, e.start_char, e.end_char) for e in doc.ents]
                 if self.entities and doc is not None
@@ -123,7 +132,7 @@ class Preprocessor:
             out[i] = Prepared(
                 text=cleaned[i],
                 chunks=self.chunker.chunk(enc, starts),
-                n_sentences=len(starts) if doc is not None else None,
+                n_sentences=len(starts) if (doc is not None or long) else None,
                 n_tokens=len(enc.ids),
                 entities=ents,
                 timings_ms=per_doc,

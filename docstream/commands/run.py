@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from docstream.errors import ConfigError
@@ -63,6 +64,12 @@ def run(args: argparse.Namespace) -> int:
     kafka = [s for s in sources if s.startswith("kafka://")]
     if kafka and len(kafka) != len(sources):
         raise ConfigError("--source: mix of kafka:// and files; run them as separate jobs")
+    if not kafka:
+        # The batch job tokenises between model batches, when the other cores idle: let the
+        # tokenizer use them (15% faster end to end with the no-op model, benchmark). The
+        # streaming job keeps it off: its runner starts processes, and a fork after parallel
+        # tokenisation makes the tokenizers library warn and fall back.
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     sink = args.sink or default_url()
     model_dir = resolve_model(args.model, sink) if args.model else str(bundled_model_dir())
     try:

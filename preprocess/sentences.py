@@ -1,0 +1,90 @@
+"""Sentence starts from the model's own wordpieces: spaCy's Sentencizer rule, without a
+second tokenisation.
+
+Only texts longer than one model window need sentence boundaries (to cut windows there).
+Running spaCy's tokenizer over those texts cost more than all the rest of preprocessing
+together (benchmark `stages`); the wordpiece encoding already splits every punctuation
+mark off, so spaCy's rule-based Sentencizer can be applied to it directly:
+
+- a sentence ends at one of spaCy's sentence-final characters (`.`, `!`, `?`, `。`, ...);
+- the next sentence starts at the first following token that is not punctuation (closing
+  quotes and brackets stay with the sentence they close);
+- spaCy's tokenizer keeps "U.S.", "Corp." or "Mr." whole thanks to its exceptions; here a
+  boundary also needs whitespace before the new sentence ("3.5" never splits) and no
+  abbreviation before it: initials ("U.S.", "V.") or one of spaCy's own English tokenizer
+  exceptions that end in a period.
+
+`PreprocessConfig.sentences = "spacy"` selects spaCy's own tokenizer + Sentencizer instead.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+from tokenizers import Encoding
+
+
+@lru_cache(maxsize=1)
+def sentence_final() -> frozenset[str]:
+    """spaCy's Sentencizer.default_punct_chars (imported lazily: spaCy is heavy)."""
+    from spacy.pipeline.sentencizer import Sentencizer
+
+    return frozenset(Sentencizer.default_punct_chars)
+
+
+_INITIALS = re.compile(r"(?:\w\.){2,}|[A-Z]\.")
+
+
+@lru_cache(maxsize=1)
+def abbreviations() -> frozenset[str]:
+    """spaCy's English tokenizer exceptions that end in a period ("Corp.", "Jan.", "Calif.",
+    "Mr.", "e.g." ...): where spaCy's own tokenizer would not end a sentence."""
+    from spacy.lang.en import English
+
+    return frozenset(k for k in English.Defaults.tokenizer_exceptions
+                     if k.endswith(".") and len(k) > 1)
+
+
+def _abbreviation_before(text: str, end: int) -> bool:
+    head = text[:end]
+    word = head.rsplit(None, 1)[-1] if head.strip() else ""
+    word = word.lstrip("\"'([{“‘").rstrip(",;:)]}\"'”’")
+    return bool(_INITIALS.fullmatch(word)) or word in abbreviations()
+
+
+def _is_punct(piece: str) -> bool:
+    return len(piece) == 1 and unicodedata.category(piece).startswith("P")
+
+
+def sentence_starts(text: str, encoding: Encoding) -> list[int]:
+    """Character offsets where sentences begin; the first is always 0.
+
+    Example:
+        >>> from model.tokenizer import load_tokenizer  # doctest: +SKIP
+        >>> t = 'Rates rose. "Stocks fell!" The U.S. dollar held.'  # doctest: +SKIP
+        >>> sentence_starts(t, load_tokenizer().encode(t, add_special_tokens=False))  # doctest: +SKIP
+        [0, 12, 27]
+    """
+    finals = sentence_final()
+    starts = [0]
+    seen_final = False
+    candidate: int | None = None  # first token after the final that follows whitespace
+    prev_end = 0
+    for begin, end in encoding.offsets:
+        if end <= begin:  # special or empty pieces carry no text
+            continue
+        piece = text[begin:end]
+        spaced = begin > prev_end and text[prev_end:begin].isspace()
+        if seen_final and spaced and candidate is None:
+            candidate = begin
+        if piece in finals:
+            seen_final, candidate = True, None
+        elif seen_final and not _is_punct(piece):
+            if (candidate is not None and candidate > starts[-1]
+                    and not _abbreviation_before(text, candidate)):
+                starts.append(candidate)
+            seen_final, candidate = False, None
+        prev_end = end
+    return starts
