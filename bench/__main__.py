@@ -106,7 +106,6 @@ def main(argv: list[str] | None = None) -> int:
         [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRANSFORMERS_OFFLINE", "1")
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
     contention_start = contention_note()
     work = Path(tempfile.mkdtemp(prefix="docstream-bench-"))
     t_all = time.perf_counter()

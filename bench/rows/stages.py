@@ -1,7 +1,8 @@
 """stages: the per-stage cost of docstream's batch path, in one process, without Beam.
 
 Runs the pipeline's own pieces in order over the benchmark file — read, ParseBatch, the
-Preprocessor's parts (clean, spaCy sentencizer, tokenisation, chunking), the RunInference
+Preprocessor's parts (clean, tokenisation, sentence starts of the texts longer than one
+window, chunking), the RunInference
 handler (split into Predictor forward and the classifier's post-processing), ToOutcome and
 the StoreWriter into a fresh SQLite file — and times each. The sum is what a perfect runner
 would cost; the gap to docstream_batch_sqlite is Beam's own overhead.
@@ -41,6 +42,7 @@ def run(args) -> dict:
     from pipelines.options import RunSettings
     from pipelines.stages import ParseBatch, PreprocessBatch, ToOutcome
     from preprocess.preprocessor import Prepared, RawText
+    from preprocess.sentences import sentence_starts
     from schemas.envelope import WriteBatch
     from store.engine import make_engine
     from store.migrate import upgrade
@@ -96,14 +98,20 @@ def run(args) -> dict:
         cleaned = [pre.clean(x) for x in texts]
         t2 = time.perf_counter()
         t["clean"] += t2 - t1
-        spacy_docs = list(pre.nlp.pipe(cleaned, batch_size=pre.spacy_batch_size))
-        t3 = time.perf_counter()
-        t["spacy_sentencizer"] += t3 - t2
         encodings = pre.chunker.encode_batch(cleaned)
+        t3 = time.perf_counter()
+        t["tokenize"] += t3 - t2
+        # Sentence starts only for texts longer than one window, as the Preprocessor does.
+        long = [k for k, enc in enumerate(encodings) if not pre.chunker.fits(enc)]
+        if manifest.preprocess.sentences == "spacy":
+            docs = pre.nlp.pipe((cleaned[k] for k in long), batch_size=pre.spacy_batch_size)
+            found = {k: [s.start_char for s in d.sents] for k, d in zip(long, docs, strict=True)}
+        else:
+            found = {k: sentence_starts(cleaned[k], encodings[k]) for k in long}
         t4 = time.perf_counter()
-        t["tokenize"] += t4 - t3
-        for enc, doc in zip(encodings, spacy_docs, strict=True):
-            pre.chunker.chunk(enc, [s.start_char for s in doc.sents])
+        t["sentences"] += t4 - t3
+        for k, enc in enumerate(encodings):
+            pre.chunker.chunk(enc, found.get(k, [0]))
         t5 = time.perf_counter()
         t["chunk"] += t5 - t4
         # The stage itself (prepare = the parts above again, plus record building): the DocBatch
@@ -133,7 +141,7 @@ def run(args) -> dict:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
 
-    order = ["read", "parse", "clean", "spacy_sentencizer", "tokenize", "chunk", "model",
+    order = ["read", "parse", "clean", "tokenize", "sentences", "chunk", "model",
              "to_outcome", "write"]
     stages = {}
     for name in order:

@@ -108,7 +108,7 @@ def test_quick_run_writes_the_json(tmp_path: Path) -> None:
         assert row["peak_rss_mb"] > 0
     assert doc["results"]["docstream_batch_sqlite"]["summary"]["inputs"] == 40
     assert set(doc["results"]["stages"]["stages"]) >= {
-        "clean", "spacy_sentencizer", "tokenize", "chunk", "model", "write"}
+        "clean", "tokenize", "sentences", "chunk", "model", "write"}
     for entry in doc["ratios"].values():
         assert entry["status"] in ("met", "missed", "n/a")
     assert "targets:" in proc.stdout
