@@ -50,8 +50,11 @@ SHARED = Path(os.environ.get("DOCSTREAM_SHARED", REPO.parent / "shared"))
 PG_ADMIN = os.environ.get("DOCSTREAM_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
+DATA: Path | None = None  # --data: read texts from this JSON Lines file instead
+
+
 def texts(n: int) -> list[str]:
-    path = SHARED / "data" / "ag_news" / "ag_news.jsonl"
+    path = DATA or SHARED / "data" / "ag_news" / "ag_news.jsonl"
     with open(path, encoding="utf-8") as f:
         all_texts = [json.loads(line)["text"] for line in f if line.strip()]
     random.Random(7).shuffle(all_texts)
@@ -301,7 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flush-secs", type=float, default=1.0)
     p.add_argument("--timeout", type=float, default=900.0)
     p.add_argument("--json", type=Path)
+    p.add_argument("--data", type=Path, help="JSON Lines file to take texts from (default: the "
+                   "shared AG News file); the benchmark passes its own file, long docs included")
     args = p.parse_args(argv)
+    global DATA
+    DATA = args.data
     args.modes = {m.strip() for m in args.mode.split(",") if m.strip()}
     # a SIGTERM (e.g. from a timeout) must still stop the job we started: unwind via finally
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -133,8 +133,9 @@ class StreamOptions:
     @property
     def poll_timeout_ms(self) -> int:
         # Short on purpose: while a bundle of a stage without data outputs runs (this whole
-        # fused pipeline), Prism 2.77 busy-waits on a closed channel in its progress loop, so
-        # a long blocking poll costs a core; the resume delay paces the polls instead.
+        # fused pipeline), stock Prism 2.77 busy-waits on a closed channel in its progress loop
+        # (scripts/build-prism patches that out), so a long blocking poll would cost a core
+        # there; the resume delay paces the polls instead.
         return max(1, min(50, int(self.flush_secs * 1000 / 4)))
 
     @property

@@ -1,9 +1,9 @@
 """docstream_stream: Kafka → PostgreSQL through bench/stream_latency.py (the streaming
 helper's script, called as it is), in two runs: `--mode throughput` (sustained docs/s from a
 waiting backlog), then `--mode latency --rate R` with R = half that rate (produce-to-row
-p50/p99). Kafka and PostgreSQL come from scripts/dev-services. The script reads its own AG
-News sample (no long documents), so this row's input is close to, not exactly, the file the
-other rows read."""
+p50/p99). Kafka and PostgreSQL come from scripts/dev-services. The script takes its posts from
+the benchmark's own file (a seeded shuffle of it, long documents included), so this row sees
+the same mix of texts as the others."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def run(args) -> dict:
     if problem:
         return {"status": "not available", "docs_s": None, "reason": problem}
     size = "quick" if args.quick else "full"
-    model = ["--model", str(args.model)]
+    model = ["--model", str(args.model), "--data", str(args.data)]
     tp_doc, tp_peak = _run_script([*model, "--mode", "throughput", "--backlog",
                                    str(BACKLOG[size])], Path(args.work) / "stream_tp.json")
     tp = tp_doc["throughput"]
