@@ -126,7 +126,7 @@ class DocstreamModelHandler(ModelHandler[DocBatch, BatchPredictions, LoadedClass
 
     def _maybe_switch(self, model: LoadedClassifier) -> None:
         """Between batches: load and swap in a newly promoted version (see model_watch)."""
-        if self.watch is None or not self.watch.due():
+        if self.watch is None:
             return
         found = self.watch.check(model.current.path)
         if found is None:
@@ -142,13 +142,6 @@ class DocstreamModelHandler(ModelHandler[DocBatch, BatchPredictions, LoadedClass
         self.model_dir = found.path
         log.warning("switching model from %s@%s to %s (%s), loaded in %.1f s", old.name,
                     old.version, found.label, found.path, time.perf_counter() - t0)
-
-    def update_model_path(self, model_path: str | None = None) -> None:
-        """Called by RunInference when a model side input announces a new version (runners
-        that support it; docstream's own watch is `ModelWatch`, see model_watch)."""
-        if model_path:
-            log.warning("switching model to %s", model_path)
-            self.model_dir = model_path
 
     def run_inference(
         self,

@@ -31,7 +31,7 @@ class Prepared:
 
     text: str
     chunks: list[list[int]]
-    #: sentences found by spaCy; None when the text fit one window and spaCy was skipped
+    #: sentences found (spaCy or preprocess.sentences); None when the text fit one window
     n_sentences: int | None
     #: model wordpieces in the cleaned text, before windowing ([CLS]/[SEP] not counted)
     n_tokens: int
@@ -99,8 +99,9 @@ class Preprocessor:
         encodings = self.chunker.encode_batch([cleaned[i] for i in live])
         t2 = time.perf_counter()
         by_spacy = self.config.sentences == "spacy"
-        need_nlp = [k for k, enc in enumerate(encodings)
-                    if self.entities or (by_spacy and not self.chunker.fits(enc))]
+        long = [not self.chunker.fits(enc) for enc in encodings]
+        need_nlp = [k for k in range(len(encodings))
+                    if self.entities or (by_spacy and long[k])]
         docs = dict(zip(need_nlp, self.nlp.pipe((cleaned[live[k]] for k in need_nlp),
                                                 batch_size=self.spacy_batch_size), strict=True))
         t3 = time.perf_counter()
@@ -117,10 +118,9 @@ class Preprocessor:
         }
         for k, (i, enc) in enumerate(zip(live, encodings, strict=True)):
             doc = docs.get(k)
-            long = not self.chunker.fits(enc)
             if doc is not None:
                 starts = [s.start_char for s in doc.sents]
-            elif long:
+            elif long[k]:
                 starts = sentence_starts(cleaned[i], enc)
             else:
                 starts = [0]
@@ -132,7 +132,7 @@ class Preprocessor:
             out[i] = Prepared(
                 text=cleaned[i],
                 chunks=self.chunker.chunk(enc, starts),
-                n_sentences=len(starts) if (doc is not None or long) else None,
+                n_sentences=len(starts) if (doc is not None or long[k]) else None,
                 n_tokens=len(enc.ids),
                 entities=ents,
                 timings_ms=per_doc,

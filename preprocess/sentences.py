@@ -47,8 +47,11 @@ def abbreviations() -> frozenset[str]:
                      if k.endswith(".") and len(k) > 1)
 
 
+_LOOKBACK = 64  # characters: longer than any abbreviation; keeps the check O(1) per boundary
+
+
 def _abbreviation_before(text: str, end: int) -> bool:
-    head = text[:end]
+    head = text[max(0, end - _LOOKBACK) : end]
     word = head.rsplit(None, 1)[-1] if head.strip() else ""
     word = word.lstrip("\"'([{“‘").rstrip(",;:)]}\"'”’")
     return bool(_INITIALS.fullmatch(word)) or word in abbreviations()
