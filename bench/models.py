@@ -12,7 +12,7 @@ RANDOM_HEAD_DIR = "random-head-model"
 
 
 def bundled_dir() -> Path:
-    from model.bundled import bundled_model_dir
+    from docstream.model.bundled import bundled_model_dir
 
     return bundled_model_dir()
 
@@ -26,7 +26,7 @@ def make_random_head_artifact(directory: Path, seed: int = 0) -> Path:
     import torch
     from safetensors.torch import save_file
 
-    from model.artifact import (
+    from docstream.model.artifact import (
         HEAD_FILE,
         BaseModelRef,
         ModelManifest,
@@ -69,7 +69,7 @@ def docstream_threads() -> int:
 
 def load(model_dir: Path | str):
     """(module in eval mode, manifest) — through docstream's own loader (LoRA merged)."""
-    from model.loader import load_model
+    from docstream.model.loader import load_model
 
     loaded = load_model(model_dir)
     return loaded.module.eval(), loaded.manifest
@@ -79,6 +79,6 @@ def docstream_precision(manifest) -> str:
     """The numeric mode docstream picks on this machine for this artifact."""
     import torch
 
-    from model.predictor import pick_precision
+    from docstream.model.predictor import pick_precision
 
     return pick_precision(torch.device("cpu"), "auto", manifest.precision_ok)

@@ -43,8 +43,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.measure import TreeSampler  # noqa: E402 - after the sys.path set-up above
-from streaming.admin import ensure_topic  # noqa: E402
-from streaming.producer import PostProducer, ProduceStats  # noqa: E402
+from docstream.streaming.admin import ensure_topic  # noqa: E402
+from docstream.streaming.producer import PostProducer, ProduceStats  # noqa: E402
 
 SHARED = Path(os.environ.get("DOCSTREAM_SHARED", REPO.parent / "shared"))
 PG_ADMIN = os.environ.get("DOCSTREAM_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

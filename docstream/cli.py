@@ -10,7 +10,6 @@ import sys
 from collections.abc import Sequence
 
 from docstream.errors import DocstreamError
-from model.errors import ModelError
 
 COMMANDS = ("run", "query", "schema", "produce", "train", "evaluate", "model")
 
@@ -23,12 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"docstream.commands.{name.replace('-', '_')}")
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith("docstream.commands"):
-                continue  # command not built yet
-            raise
+        module = importlib.import_module(f"docstream.commands.{name.replace('-', '_')}")
         module.register(sub)
     return parser
 
@@ -65,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args))
-    except (DocstreamError, ModelError) as e:
+    except DocstreamError as e:
         print(f"docstream {args.command}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `docstream query | head`: the reader left; not an error

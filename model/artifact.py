@@ -22,9 +22,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from model.encoder import BASE_MODEL_NAME, BASE_MODEL_PACKAGE, encoder_dir
-from model.errors import ArtifactError
-from preprocess.config import PreprocessConfig
+from docstream.preprocess.config import PreprocessConfig
+
+from .encoder import BASE_MODEL_NAME, BASE_MODEL_PACKAGE, encoder_dir
+from .errors import ArtifactError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

@@ -9,4 +9,4 @@ BUNDLED_NAME = "news-topic"
 
 
 def bundled_model_dir() -> Path:
-    return Path(str(resources.files("model") / "bundled" / BUNDLED_NAME))
+    return Path(str(resources.files("docstream.model") / "bundled" / BUNDLED_NAME))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.aggregate import softmax
+from .aggregate import softmax
 
 T_MIN = 0.05
 T_MAX = 20.0

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 
-from model.encoder import encoder_dir, offline
+from .encoder import encoder_dir, offline
 
 
 def load_base_encoder(random_weights: bool = False) -> PreTrainedModel:

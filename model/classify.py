@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.aggregate import aggregate_chunks, softmax
-from model.artifact import ModelManifest
-from model.predictor import Predictor
+from .aggregate import aggregate_chunks, softmax
+from .artifact import ModelManifest
+from .predictor import Predictor
 
 
 @dataclass(frozen=True, slots=True)

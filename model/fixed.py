@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from model.classify import DocPrediction
+from .classify import DocPrediction
 
 
 class FixedLabelClassifier:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-from model.artifact import ADAPTER_DIR, ENCODER_FILE, HEAD_FILE, ModelManifest, read_manifest
-from model.classifier import TextClassifier, load_base_encoder
-from model.errors import ArtifactError
+from .artifact import ADAPTER_DIR, ENCODER_FILE, HEAD_FILE, ModelManifest, read_manifest
+from .classifier import TextClassifier, load_base_encoder
+from .errors import ArtifactError
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.batching import token_budget_batches
+from .batching import token_budget_batches
 
 log = logging.getLogger(__name__)
 

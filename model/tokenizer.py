@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from tokenizers import Tokenizer
 
-from model.encoder import encoder_dir
+from .encoder import encoder_dir
 
 
 @lru_cache(maxsize=1)

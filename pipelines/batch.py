@@ -16,18 +16,19 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineResult
 from sqlalchemy import Engine, func, select, update
 
-from model.artifact import read_manifest
-from pipelines.file_source import ReadJsonLines, count_lines, expand_sources
-from pipelines.handler import NOOP_MODEL, BatchPredictions, DocstreamModelHandler
-from pipelines.model_watch import ModelWatch
-from pipelines.options import RunSettings
-from pipelines.records import DocBatch, Outcome, ParsedBatch
-from pipelines.sink import WriteOutcomes
-from pipelines.stages import FailedInferenceToOutcome, ParseBatch, PreprocessBatch, ToOutcome
-from preprocess.config import PreprocessConfig
-from store.engine import make_engine
-from store.migrate import upgrade
-from store.tables import AuditRow, ClassificationRow, DeadLetterRow, RunRow
+from docstream.model.artifact import read_manifest
+from docstream.preprocess.config import PreprocessConfig
+from docstream.store.engine import make_engine
+from docstream.store.migrate import upgrade
+from docstream.store.tables import AuditRow, ClassificationRow, DeadLetterRow, RunRow
+
+from .file_source import ReadJsonLines, count_lines, expand_sources
+from .handler import NOOP_MODEL, BatchPredictions, DocstreamModelHandler
+from .model_watch import ModelWatch
+from .options import RunSettings
+from .records import DocBatch, Outcome, ParsedBatch
+from .sink import WriteOutcomes
+from .stages import FailedInferenceToOutcome, ParseBatch, PreprocessBatch, ToOutcome
 
 log = logging.getLogger(__name__)
 

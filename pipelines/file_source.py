@@ -10,9 +10,10 @@ from pathlib import Path
 import apache_beam as beam
 
 from docstream.errors import ConfigError
-from pipelines.parse import MAX_PAYLOAD_BYTES
-from pipelines.records import RawBatch, RawInput
-from schemas.position import InputPosition
+from docstream.schemas.position import InputPosition
+
+from .parse import MAX_PAYLOAD_BYTES
+from .records import RawBatch, RawInput
 
 LINES_PER_ELEMENT = 256
 

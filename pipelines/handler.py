@@ -10,13 +10,14 @@ from typing import Any, Protocol
 
 from apache_beam.ml.inference.base import ModelHandler
 
-from model.classify import DocClassifier, DocPrediction
-from model.fixed import FixedLabelClassifier
-from model.loader import load_model
-from model.predictor import Precision, Predictor
-from pipelines.model_watch import ModelWatch
-from pipelines.records import DocBatch, register_batch_coder
-from schemas.classification import ModelRef
+from docstream.model.classify import DocClassifier, DocPrediction
+from docstream.model.fixed import FixedLabelClassifier
+from docstream.model.loader import load_model
+from docstream.model.predictor import Precision, Predictor
+from docstream.schemas.classification import ModelRef
+
+from .model_watch import ModelWatch
+from .records import DocBatch, register_batch_coder
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 
-from pipelines.handler import NOOP_MODEL
-from store.engine import make_engine
-from store.migrate import upgrade
-from store.registry import get
+from docstream.store.engine import make_engine
+from docstream.store.migrate import upgrade
+from docstream.store.registry import get
+
+from .handler import NOOP_MODEL
 
 
 def is_registry_ref(spec: str) -> bool:

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from store.engine import make_engine
-from store.errors import StoreError
-from store.registry import PRODUCTION, get
+from docstream.store.engine import make_engine
+from docstream.store.errors import StoreError
+from docstream.store.registry import PRODUCTION, get
 
 log = logging.getLogger(__name__)
 

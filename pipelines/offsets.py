@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pipelines.records import Span
+from .records import Span
 
 
 class LowWaterMarks:

@@ -9,10 +9,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pipelines.records import ParsedItem, RawInput
-from schemas.dead_letter import DeadLetter
-from schemas.envelope import FailedRecord
-from schemas.post import MAX_TEXT_CHARS, Post
+from docstream.schemas.dead_letter import DeadLetter
+from docstream.schemas.envelope import FailedRecord
+from docstream.schemas.post import MAX_TEXT_CHARS, Post
+
+from .records import ParsedItem, RawInput
 
 MAX_PAYLOAD_BYTES = 1_048_576  # 1 MiB: a post's JSON is far below; above it, the input is refused
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 from apache_beam.coders import coder_impl
 
-from preprocess.preprocessor import Prepared
-from schemas.envelope import FailedRecord, ResultRecord
-from schemas.position import InputPosition
-from schemas.post import Post
+from docstream.preprocess.preprocessor import Prepared
+from docstream.schemas.envelope import FailedRecord, ResultRecord
+from docstream.schemas.position import InputPosition
+from docstream.schemas.post import Post
 
 
 @dataclass(frozen=True, slots=True)

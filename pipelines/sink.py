@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipelines.offsets import LowWaterMarks
-from pipelines.records import Outcome
-from schemas.envelope import PartitionMark, WriteBatch
-from store.engine import make_engine
-from store.writer import StoreWriter
+from docstream.schemas.envelope import PartitionMark, WriteBatch
+from docstream.store.engine import make_engine
+from docstream.store.writer import StoreWriter
+
+from .offsets import LowWaterMarks
+from .records import Outcome
 
 log = logging.getLogger(__name__)
 

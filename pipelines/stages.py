@@ -9,10 +9,16 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from model.tokenizer import load_tokenizer
-from pipelines.handler import BatchPredictions
-from pipelines.parse import parse_raw
-from pipelines.records import (
+from docstream.model.tokenizer import load_tokenizer
+from docstream.preprocess.config import PreprocessConfig
+from docstream.preprocess.preprocessor import Prepared, Preprocessor, RawText
+from docstream.schemas.classification import Classification, Entity
+from docstream.schemas.dead_letter import DeadLetter
+from docstream.schemas.envelope import FailedRecord, ResultRecord
+
+from .handler import BatchPredictions
+from .parse import parse_raw
+from .records import (
     DocBatch,
     Outcome,
     ParsedBatch,
@@ -20,11 +26,6 @@ from pipelines.records import (
     PreparedItem,
     RawBatch,
 )
-from preprocess.config import PreprocessConfig
-from preprocess.preprocessor import Prepared, Preprocessor, RawText
-from schemas.classification import Classification, Entity
-from schemas.dead_letter import DeadLetter
-from schemas.envelope import FailedRecord, ResultRecord
 
 NAMESPACE = "docstream"
 
@@ -87,7 +88,7 @@ class PreprocessBatch(beam.DoFn):
 
 
 def _prepare_one(pre: Preprocessor, text: RawText) -> Any:
-    from preprocess.preprocessor import PrepareError
+    from docstream.preprocess.preprocessor import PrepareError
 
     try:
         return pre.prepare([text])[0]

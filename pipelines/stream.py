@@ -46,38 +46,39 @@ from apache_beam.runners.runner import PipelineState
 from sqlalchemy import Engine, func, select, update
 
 from docstream.errors import ConfigError
-from pipelines.batch import (
-    RunSummary,
-    beam_options,
-    build_model_stages,
-    for_each_branch,
-    preprocess_config_for,
-)
-from pipelines.model_watch import ModelWatch, RegistryLocator
-from pipelines.options import RunSettings
-from pipelines.records import Outcome, RawBatch, RawInput, Span
-from pipelines.sink import WriteOutcomes
-from privacy.redact import default_redactor
-from schemas.envelope import WriteBatch
-from schemas.position import InputPosition
-from store.engine import make_engine
-from store.errors import StoreWriteError
-from store.migrate import upgrade
-from store.offsets import load_positions
-from store.tables import AuditRow, ClassificationRow, DeadLetterRow, RunRow
-from streaming.admin import (
+from docstream.privacy.redact import default_redactor
+from docstream.schemas.envelope import WriteBatch
+from docstream.schemas.position import InputPosition
+from docstream.store.engine import make_engine
+from docstream.store.errors import StoreWriteError
+from docstream.store.migrate import upgrade
+from docstream.store.offsets import load_positions
+from docstream.store.tables import AuditRow, ClassificationRow, DeadLetterRow, RunRow
+from docstream.streaming.admin import (
     GroupCommitter,
     end_offsets,
     ensure_topic,
     offsets_consumer,
     resolve_start_offsets,
 )
-from streaming.dlq import DeadLetterMessage, DeadLetterPublisher, dlq_topic
-from streaming.errors import StreamingError
-from streaming.flow import InFlight
-from streaming.records import KafkaBatch
-from streaming.source import ReadFromKafkaPartitions
-from streaming.url import KafkaUrl, parse_kafka_url
+from docstream.streaming.dlq import DeadLetterMessage, DeadLetterPublisher, dlq_topic
+from docstream.streaming.errors import StreamingError
+from docstream.streaming.flow import InFlight
+from docstream.streaming.records import KafkaBatch
+from docstream.streaming.source import ReadFromKafkaPartitions
+from docstream.streaming.url import KafkaUrl, parse_kafka_url
+
+from .batch import (
+    RunSummary,
+    beam_options,
+    build_model_stages,
+    for_each_branch,
+    preprocess_config_for,
+)
+from .model_watch import ModelWatch, RegistryLocator
+from .options import RunSettings
+from .records import Outcome, RawBatch, RawInput, Span
+from .sink import WriteOutcomes
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import re
 import unicodedata
 from urllib.parse import urlsplit
 
-from preprocess.config import PreprocessConfig
+from .config import PreprocessConfig
 
 _TAG = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>|<!--.*?-->|</?[A-Za-z][^>]{0,2000}>", re.S | re.I)
 _BROKEN_ENTITY = re.compile(r"(?<![&\w])#(\d{2,5});")  # ' #36;' left by feeds that dropped '&'

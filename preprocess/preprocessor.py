@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from spacy.language import Language
 from tokenizers import Tokenizer
 
-from preprocess.chunk import Chunker
-from preprocess.clean import clean_text, compose_text
-from preprocess.config import PreprocessConfig
-from preprocess.nlp import load_nlp
-from preprocess.sentences import sentence_starts
+from .chunk import Chunker
+from .clean import clean_text, compose_text
+from .config import PreprocessConfig
+from .nlp import load_nlp
+from .sentences import sentence_starts
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from schemas.envelope import WriteBatch
+from docstream.schemas.envelope import WriteBatch
 
 
 class Redactor(Protocol):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.position import InputPosition
+from .position import InputPosition
 
 Stage = Literal["decode", "parse", "validate", "preprocess", "inference", "postprocess"]
 

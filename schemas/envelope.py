@@ -6,9 +6,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.classification import Classification
-from schemas.dead_letter import DeadLetter
-from schemas.position import InputPosition
+from .classification import Classification
+from .dead_letter import DeadLetter
+from .position import InputPosition
 
 
 class ResultRecord(BaseModel):

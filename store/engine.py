@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
-from store.errors import StoreError
+from .errors import StoreError
 
 DEFAULT_URL = "sqlite:///docstream.db"
 

@@ -9,12 +9,12 @@ from alembic.config import Config
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from store.errors import StoreError
+from .errors import StoreError
 
 
 def alembic_config() -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("store") / "migrations"))
+    cfg.set_main_option("script_location", str(resources.files("docstream.store") / "migrations"))
     return cfg
 
 

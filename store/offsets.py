@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, select
 
-from store.tables import StreamOffsetRow
+from .tables import StreamOffsetRow
 
 
 def load_positions(engine: Engine, consumer_group: str) -> dict[tuple[str, int], int]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from store.tables import ClassificationRow, DeadLetterRow
+from .tables import ClassificationRow, DeadLetterRow
 
 RESULT_COLUMNS = (
     "source", "id", "label", "score", "needs_review", "model_name", "model_version",

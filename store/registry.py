@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from store.errors import StoreError
-from store.tables import ModelVersionRow
+from .errors import StoreError
+from .tables import ModelVersionRow
 
 PRODUCTION = "production"
 ARCHIVED = "archived"

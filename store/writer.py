@@ -11,10 +11,11 @@ from sqlalchemy import Engine, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from privacy.redact import Redactor, default_redactor
-from schemas.envelope import FailedRecord, ResultRecord, WriteBatch
-from store.errors import StoreWriteError
-from store.tables import AuditRow, ClassificationRow, DeadLetterRow, StreamOffsetRow
+from docstream.privacy.redact import Redactor, default_redactor
+from docstream.schemas.envelope import FailedRecord, ResultRecord, WriteBatch
+
+from .errors import StoreWriteError
+from .tables import AuditRow, ClassificationRow, DeadLetterRow, StreamOffsetRow
 
 log = logging.getLogger(__name__)
 

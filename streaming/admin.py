@@ -12,7 +12,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
-from streaming.errors import StreamingError
+from .errors import StreamingError
 
 log = logging.getLogger(__name__)
 

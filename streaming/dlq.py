@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from streaming.admin import CLIENT_ID
-from streaming.errors import StreamingError
+from .admin import CLIENT_ID
+from .errors import StreamingError
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from streaming.admin import CLIENT_ID
-from streaming.errors import StreamingError
+from .admin import CLIENT_ID
+from .errors import StreamingError
 
 log = logging.getLogger(__name__)
 

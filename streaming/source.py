@@ -30,10 +30,10 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from streaming.admin import CLIENT_ID, PartitionKey, resolve_start_offsets
-from streaming.errors import StreamingError
-from streaming.flow import InFlight
-from streaming.records import KafkaBatch, KafkaRecord
+from .admin import CLIENT_ID, PartitionKey, resolve_start_offsets
+from .errors import StreamingError
+from .flow import InFlight
+from .records import KafkaBatch, KafkaRecord
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote
 
-from streaming.errors import KafkaUrlError
+from .errors import KafkaUrlError
 
 DEFAULT_PORT = 9092
 DEFAULT_GROUP = "docstream"

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.kafka_fixtures import kafka_bootstrap, kafka_topic, stream_jobs  # noqa: F401 (fixtures)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DOCSTREAM_SHARED", REPO.parent / "shared"))
 PG_HOST = os.environ.get("DOCSTREAM_PG_HOST", "127.0.0.1")

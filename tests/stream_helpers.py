@@ -1,5 +1,5 @@
 """Helpers of the streaming tests: real posts, bad messages, publishing, the job as a
-subprocess, database look-ups. The fixtures are in conftest_services.py."""
+subprocess, database look-ups. The fixtures are in kafka_fixtures.py."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def make_bad(n: int, prefix: str) -> list[tuple[bytes | None, bytes, str]]:
 
 def publish(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes]],
             rate: float | None = None) -> int:
-    from streaming.producer import PostProducer, ProduceStats
+    from docstream.streaming.producer import PostProducer, ProduceStats
 
     producer = PostProducer(bootstrap, topic, max_block_ms=180_000, delivery_timeout_ms=300_000)
     stats = ProduceStats()

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from model.batching import token_budget_batches
+from docstream.model.batching import token_budget_batches
 
 
 def epoch_batches(

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from model.artifact import TrainMode
-from preprocess.config import PreprocessConfig
+from docstream.model.artifact import TrainMode
+from docstream.preprocess.config import PreprocessConfig
 
 Metric = Literal["macro_f1", "accuracy"]
 TrainPrecision = Literal["auto", "fp32", "bf16"]

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from docstream.errors import ConfigError
-from model.artifact import sha256_file
-from preprocess.preprocessor import RawText
+from docstream.model.artifact import sha256_file
+from docstream.preprocess.preprocessor import RawText
 
 Kind = Literal["news", "social"]
 

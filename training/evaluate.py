@@ -17,17 +17,18 @@ from typing import Any
 import numpy as np
 
 from docstream.errors import ConfigError
-from model.calibration import expected_calibration_error, nll, reliability_bins
-from model.classify import DocClassifier
-from model.predictor import Precision, Predictor
-from model.tokenizer import load_tokenizer
-from preprocess.preprocessor import Preprocessor
-from training import report as rpt
-from training.data import field_value, read_data
-from training.metrics import confusion_matrix, per_class, summary
-from training.modeling import configure_threads, load_artifact
-from training.predictors import CachingPredictor
-from training.prepare import PreparedDocs, prepare_rows
+from docstream.model.calibration import expected_calibration_error, nll, reliability_bins
+from docstream.model.classify import DocClassifier
+from docstream.model.predictor import Precision, Predictor
+from docstream.model.tokenizer import load_tokenizer
+from docstream.preprocess.preprocessor import Preprocessor
+
+from . import report as rpt
+from .data import field_value, read_data
+from .metrics import confusion_matrix, per_class, summary
+from .modeling import configure_threads, load_artifact
+from .predictors import CachingPredictor
+from .prepare import PreparedDocs, prepare_rows
 
 LENGTH_SLICE = "length_tokens"
 LENGTH_EDGES = (32, 64, 128, 256, 512)
@@ -36,7 +37,7 @@ MIN_SLICE_N = 30
 
 def bundled_model_dir() -> Path:
     """The model shipped with docstream: model/bundled/news-topic."""
-    return Path(str(resources.files("model") / "bundled" / "news-topic"))
+    return Path(str(resources.files("docstream.model") / "bundled" / "news-topic"))
 
 
 def length_bucket(tokens: int) -> str:

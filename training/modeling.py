@@ -16,13 +16,14 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from model.artifact import ADAPTER_DIR, ENCODER_FILE, HEAD_FILE
-from model.batching import token_budget_batches
-from model.classifier import TextClassifier, load_base_encoder
-from model.encoder import BASE_MODEL_NAME
-from model.loader import LoadedModel, load_model
-from model.predictor import cpu_has_fast_bf16
-from training.config import TrainConfig
+from docstream.model.artifact import ADAPTER_DIR, ENCODER_FILE, HEAD_FILE
+from docstream.model.batching import token_budget_batches
+from docstream.model.classifier import TextClassifier, load_base_encoder
+from docstream.model.encoder import BASE_MODEL_NAME
+from docstream.model.loader import LoadedModel, load_model
+from docstream.model.predictor import cpu_has_fast_bf16
+
+from .config import TrainConfig
 
 
 def load_artifact(directory: Path) -> LoadedModel:

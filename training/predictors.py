@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.predictor import Predictor
+from docstream.model.predictor import Predictor
 
 
 def _key(seqs: Sequence[Sequence[int]]) -> int:

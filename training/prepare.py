@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.tokenizer import load_tokenizer
-from preprocess.config import PreprocessConfig
-from preprocess.preprocessor import Prepared, Preprocessor
-from training.data import Row
+from docstream.model.tokenizer import load_tokenizer
+from docstream.preprocess.config import PreprocessConfig
+from docstream.preprocess.preprocessor import Prepared, Preprocessor
+
+from .data import Row
 
 Chunks = list[list[int]]
 

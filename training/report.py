@@ -12,7 +12,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from model.calibration import ReliabilityBin
+from docstream.model.calibration import ReliabilityBin
 
 matplotlib.use("Agg")
 

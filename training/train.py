@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from docstream.errors import ConfigError
-from model.artifact import (
+from docstream.model.artifact import (
     ADAPTER_DIR,
     ENCODER_FILE,
     HEAD_FILE,
@@ -39,16 +39,17 @@ from model.artifact import (
     base_weights_sha256,
     write_manifest,
 )
-from model.calibration import expected_calibration_error, fit_temperature_fn, nll
-from model.classifier import TextClassifier
-from model.classify import DocClassifier
-from model.predictor import Predictor, pick_device
-from training import checkpoint as ckpt
-from training.batches import epoch_batches, fixed_batches
-from training.config import TrainConfig
-from training.data import DataFile, holdout, label_order, read_data, sample_rows
-from training.metrics import summary
-from training.modeling import (
+from docstream.model.calibration import expected_calibration_error, fit_temperature_fn, nll
+from docstream.model.classifier import TextClassifier
+from docstream.model.classify import DocClassifier
+from docstream.model.predictor import Predictor, pick_device
+
+from . import checkpoint as ckpt
+from .batches import epoch_batches, fixed_batches
+from .config import TrainConfig
+from .data import DataFile, holdout, label_order, read_data, sample_rows
+from .metrics import summary
+from .modeling import (
     autocast,
     build_trainable,
     configure_threads,
@@ -62,9 +63,9 @@ from training.modeling import (
     train_precision,
     trainable_state,
 )
-from training.predictors import CachedVectorPredictor, FixedLogits
-from training.prepare import PreparedDocs, make_preprocessor, prepare_rows
-from training.progress import TrainProgress
+from .predictors import CachedVectorPredictor, FixedLogits
+from .prepare import PreparedDocs, make_preprocessor, prepare_rows
+from .progress import TrainProgress
 
 __all__ = ["TrainConfig", "TrainResult", "train"]
 

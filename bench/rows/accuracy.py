@@ -60,7 +60,7 @@ def build_modes(module, work: Path, threads: int) -> tuple[dict, dict]:
     modes = {"fp32": (module, "fp32"), "bf16_autocast": (module, "bf16")}
     skipped: dict[str, str] = {}
     try:
-        from model.predictor import quantize_int8  # docstream's own int8 path
+        from docstream.model.predictor import quantize_int8  # docstream's own int8 path
 
         modes["int8_dynamic"] = (quantize_int8(module), "fp32")
     except Exception as e:  # report, don't fail the row
@@ -88,10 +88,10 @@ def run(args) -> dict:
     import torch
 
     from bench.models import docstream_precision, docstream_threads, load
-    from model.classify import DocClassifier
-    from model.predictor import Predictor
-    from model.tokenizer import load_tokenizer
-    from preprocess.preprocessor import Prepared, Preprocessor, RawText
+    from docstream.model.classify import DocClassifier
+    from docstream.model.predictor import Predictor
+    from docstream.model.tokenizer import load_tokenizer
+    from docstream.preprocess.preprocessor import Prepared, Preprocessor, RawText
 
     posts = [d for d in read_docs(args.data) if not is_long(d)]
     module, manifest = load(args.model)

@@ -16,7 +16,7 @@ from pathlib import Path
 from transformers import AutoConfig, AutoModel
 
 from bench.data import read_docs
-from model.classifier import TextClassifier
+from docstream.model.classifier import TextClassifier
 
 MAX_LENGTH = 128
 _TOKENIZER = None
@@ -35,7 +35,7 @@ def tokenize(text: str) -> dict:
     if _TOKENIZER is None:
         from transformers import AutoTokenizer
 
-        from model.encoder import encoder_dir
+        from docstream.model.encoder import encoder_dir
 
         _TOKENIZER = AutoTokenizer.from_pretrained(str(encoder_dir()))
     enc = _TOKENIZER(text, truncation=True, max_length=MAX_LENGTH, padding="max_length",
@@ -55,7 +55,7 @@ def run(args) -> dict:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from bench.models import load
-    from model.encoder import encoder_dir
+    from docstream.model.encoder import encoder_dir
 
     texts = [d["text"] for d in read_docs(args.data)]
     module, manifest = load(args.model)

@@ -13,7 +13,7 @@ def _run(args, batch_size: int) -> dict:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-    from model.encoder import encoder_dir
+    from docstream.model.encoder import encoder_dir
 
     texts = [d["text"] for d in read_docs(args.data)]
     folder = str(encoder_dir())

@@ -35,7 +35,7 @@ def run(args) -> dict:
     import torch
     import transformers
 
-    from model.predictor import cpu_has_fast_bf16
+    from docstream.model.predictor import cpu_has_fast_bf16
 
     model_dir, kind = resolve_model(args.work)
     _module, manifest = load(model_dir)

@@ -60,14 +60,14 @@ def forward_sorted(module, tokenizer, texts: list[str], batch_size: int, max_len
 def run(args) -> dict:
     from transformers import AutoTokenizer
 
-    from model.encoder import encoder_dir
+    from docstream.model.encoder import encoder_dir
 
     texts = [d["text"] for d in read_docs(args.data)]
     module, manifest = load(args.model)
     threads = docstream_threads()
     precision = docstream_precision(manifest)
     if precision == "int8":  # the same dynamic quantization docstream's Predictor applies
-        from model.predictor import quantize_int8
+        from docstream.model.predictor import quantize_int8
 
         module = quantize_int8(module)
     max_length = manifest.preprocess.max_chunk_tokens

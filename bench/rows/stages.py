@@ -36,17 +36,17 @@ def _group_by_tokens(batches: list, max_tokens: int) -> list[list]:
 
 
 def run(args) -> dict:
-    from model.artifact import read_manifest
-    from pipelines.file_source import read_batches
-    from pipelines.handler import DocstreamModelHandler
-    from pipelines.options import RunSettings
-    from pipelines.stages import ParseBatch, PreprocessBatch, ToOutcome
-    from preprocess.preprocessor import Prepared, RawText
-    from preprocess.sentences import sentence_starts
-    from schemas.envelope import WriteBatch
-    from store.engine import make_engine
-    from store.migrate import upgrade
-    from store.writer import StoreWriter
+    from docstream.model.artifact import read_manifest
+    from docstream.pipelines.file_source import read_batches
+    from docstream.pipelines.handler import DocstreamModelHandler
+    from docstream.pipelines.options import RunSettings
+    from docstream.pipelines.stages import ParseBatch, PreprocessBatch, ToOutcome
+    from docstream.preprocess.preprocessor import Prepared, RawText
+    from docstream.preprocess.sentences import sentence_starts
+    from docstream.schemas.envelope import WriteBatch
+    from docstream.store.engine import make_engine
+    from docstream.store.migrate import upgrade
+    from docstream.store.writer import StoreWriter
 
     n_docs = len(read_docs(args.data))
     manifest = read_manifest(Path(args.model))

@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from docstream.errors import DocstreamError
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `evaluate` subcommand."""
@@ -47,33 +45,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate; 1 when below --min-accuracy, else 0."""
     from docstream.commands.train import quiet_transformers
-    from model.errors import ModelError
-    from training.evaluate import evaluate
+    from docstream.training.evaluate import evaluate
 
     quiet_transformers()
 
     def note(msg: str) -> None:
         print(msg, file=sys.stderr)
 
-    try:
-        result = evaluate(
-            args.data,
-            args.report,
-            model_dir=args.model,
-            split=args.split or None,
-            text_field=args.text_field,
-            label_field=args.label_field,
-            split_field=args.split_field,
-            title_field=args.title_field or None,
-            kind=args.kind,
-            slice_by=args.slice_by,
-            precision=args.precision,
-            limit=args.limit,
-            threads=args.threads,
-            note=note,
-        )
-    except ModelError as e:
-        raise DocstreamError(str(e)) from e
+    result = evaluate(
+        args.data,
+        args.report,
+        model_dir=args.model,
+        split=args.split or None,
+        text_field=args.text_field,
+        label_field=args.label_field,
+        split_field=args.split_field,
+        title_field=args.title_field or None,
+        kind=args.kind,
+        slice_by=args.slice_by,
+        precision=args.precision,
+        limit=args.limit,
+        threads=args.threads,
+        note=note,
+    )
     r = result.report
     print(
         f"{r['model']['name']} {r['model']['version']}: accuracy {r['accuracy']:.4f}, "

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 from docstream.errors import ConfigError
-from model.artifact import read_manifest
-from store import registry
-from store.engine import default_url, make_engine
-from store.migrate import upgrade
+from docstream.model.artifact import read_manifest
+from docstream.store import registry
+from docstream.store.engine import default_url, make_engine
+from docstream.store.migrate import upgrade
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -30,9 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streaming.admin import ensure_topic
-    from streaming.producer import PostProducer, iter_lines, produce_lines
-    from streaming.url import parse_kafka_url
+    from docstream.streaming.admin import ensure_topic
+    from docstream.streaming.producer import PostProducer, iter_lines, produce_lines
+    from docstream.streaming.url import parse_kafka_url
 
     url = parse_kafka_url(args.to, single_topic=True, allow_group=False)
     if args.partitions < 1:

@@ -10,8 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from docstream.errors import ConfigError
-from store.engine import default_url, make_readonly_engine
-from store.query import query_results
+from docstream.store.engine import default_url, make_readonly_engine
+from docstream.store.query import query_results
 
 
 def _iso(value: str) -> datetime:

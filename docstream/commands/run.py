@@ -8,8 +8,8 @@ import os
 import sys
 
 from docstream.errors import ConfigError
-from model.bundled import bundled_model_dir
-from store.engine import default_url
+from docstream.model.bundled import bundled_model_dir
+from docstream.store.engine import default_url
 
 
 def default_sample() -> str:
@@ -57,8 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.model_source import production_name, resolve_model
-    from pipelines.options import RunSettings
+    from docstream.pipelines.model_source import production_name, resolve_model
+    from docstream.pipelines.options import RunSettings
 
     sources = args.source or [default_sample()]
     kafka = [s for s in sources if s.startswith("kafka://")]
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise ConfigError(str(e).replace("\n", " ")) from e
     if kafka:
-        from pipelines.stream import StreamOptions, run_stream
+        from docstream.pipelines.stream import StreamOptions, run_stream
 
         summary = run_stream(settings, StreamOptions(
             flush_secs=args.flush_secs, max_records=args.max_records,
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             watch_model=production_name(args.model) if args.model else None,
             watch_interval_s=args.watch_model_secs))
     else:
-        from pipelines.batch import run_batch
+        from docstream.pipelines.batch import run_batch
 
         summary = run_batch(settings)
     if args.json:

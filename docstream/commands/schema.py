@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from schemas import Classification, Post
+from docstream.schemas import Classification, Post
 
 SCHEMAS = {"post": Post, "classification": Classification}
 

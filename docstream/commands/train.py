@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from docstream.errors import ConfigError, DocstreamError
+from docstream.errors import ConfigError
 
 
 def _labels(value: str) -> list[str]:
@@ -85,9 +85,8 @@ def run(args: argparse.Namespace) -> int:
     """Build the TrainConfig from the arguments and train."""
     from pydantic import ValidationError
 
-    from model.errors import ModelError
-    from preprocess.config import PreprocessConfig
-    from training.train import TrainConfig, train
+    from docstream.preprocess.config import PreprocessConfig
+    from docstream.training.train import TrainConfig, train
 
     try:
         config = TrainConfig(
@@ -133,10 +132,7 @@ def run(args: argparse.Namespace) -> int:
         where = ".".join(str(x) for x in first["loc"]) or "settings"
         raise ConfigError(f"invalid setting {where}: {first['msg']}") from e
     quiet_transformers()
-    try:
-        result = train(config)
-    except ModelError as e:
-        raise DocstreamError(str(e)) from e
+    result = train(config)
     m = result.manifest
     val = m.metrics.get("val", {})
     print(

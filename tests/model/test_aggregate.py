@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.aggregate import aggregate_chunks, confidence, softmax
+from docstream.model.aggregate import aggregate_chunks, confidence, softmax
 
 
 def test_softmax_temperature_flattens() -> None:

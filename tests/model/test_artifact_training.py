@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from model.errors import ArtifactError
-from model.loader import load_model
-from training.train import TrainConfig, TrainResult, train
+from docstream.model.errors import ArtifactError
+from docstream.model.loader import load_model
+from docstream.training.train import TrainConfig, TrainResult, train
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # peft calls a transformers API that is deprecated in v5; not ours to fix.

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from model.batching import token_budget_batches
+from docstream.model.batching import token_budget_batches
 
 
 def test_every_index_once_and_budget_kept() -> None:

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from model import predictor as pred_mod
-from model.predictor import Predictor, pick_precision, quantize_int8
+from docstream.model import predictor as pred_mod
+from docstream.model.predictor import Predictor, pick_precision, quantize_int8
 
 CPU = torch.device("cpu")
 

@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import func, select
 
 from docstream.commands.run import default_sample
-from model.bundled import bundled_model_dir
-from pipelines.batch import run_batch
-from pipelines.file_source import iter_lines
-from pipelines.options import RunSettings
-from store.engine import make_engine
-from store.tables import AuditRow, ClassificationRow, DeadLetterRow
+from docstream.model.bundled import bundled_model_dir
+from docstream.pipelines.batch import run_batch
+from docstream.pipelines.file_source import iter_lines
+from docstream.pipelines.options import RunSettings
+from docstream.store.engine import make_engine
+from docstream.store.tables import AuditRow, ClassificationRow, DeadLetterRow
 
 LABELS = {"World", "Sports", "Business", "Sci/Tech"}
 

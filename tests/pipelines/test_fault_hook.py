@@ -9,7 +9,7 @@ import sys
 import psutil
 import pytest
 
-from pipelines.sink import fault_hook
+from docstream.pipelines.sink import fault_hook
 
 
 @pytest.mark.parametrize("spec", ["after_results", "after_results:x", "after_results:0",

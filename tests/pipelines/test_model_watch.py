@@ -11,16 +11,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine
-from stream_helpers import StreamJob, count_results, make_posts, publish, rows, scalar, wait_for
 
-from model.artifact import read_manifest
-from model.bundled import bundled_model_dir
-from pipelines.model_source import production_name
-from pipelines.model_watch import Located, ModelWatch
-from store.migrate import upgrade
-from store.registry import promote, register
+from docstream.model.artifact import read_manifest
+from docstream.model.bundled import bundled_model_dir
+from docstream.pipelines.model_source import production_name
+from docstream.pipelines.model_watch import Located, ModelWatch
+from docstream.store.migrate import upgrade
+from docstream.store.registry import promote, register
+from tests.stream_helpers import StreamJob, count_results, make_posts, publish, rows, scalar, wait_for
 
-pytest_plugins = ["conftest_services"]
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 
 START_S = 120
@@ -73,7 +72,7 @@ def test_watch_survives_lookup_errors_and_skips_a_refused_artifact() -> None:
 
 
 def test_handler_keeps_running_model_when_new_artifact_is_broken(tmp_path: Path) -> None:
-    from pipelines.handler import DocstreamModelHandler
+    from docstream.pipelines.handler import DocstreamModelHandler
 
     broken = tmp_path / "broken"
     broken.mkdir()

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import random
 
-from pipelines.offsets import LowWaterMarks
-from pipelines.records import Span
+from docstream.pipelines.offsets import LowWaterMarks
+from docstream.pipelines.records import Span
 
 
 def test_mark_waits_for_the_gap() -> None:

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.file_source import expand_sources, iter_lines, read_batches
-from pipelines.parse import MAX_PAYLOAD_BYTES, parse_raw
-from pipelines.records import ParsedItem, RawInput
-from schemas.envelope import FailedRecord
-from schemas.position import InputPosition
+from docstream.pipelines.file_source import expand_sources, iter_lines, read_batches
+from docstream.pipelines.parse import MAX_PAYLOAD_BYTES, parse_raw
+from docstream.pipelines.records import ParsedItem, RawInput
+from docstream.schemas.envelope import FailedRecord
+from docstream.schemas.position import InputPosition
 
 POS = InputPosition(kind="file", file="in.jsonl", line=1)
 

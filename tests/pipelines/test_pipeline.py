@@ -9,12 +9,12 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.batch import build_model_stages
-from pipelines.handler import NOOP_MODEL, DocstreamModelHandler
-from pipelines.options import RunSettings
-from pipelines.records import DocBatch, RawBatch, RawInput
-from preprocess.config import PreprocessConfig
-from schemas.position import InputPosition
+from docstream.pipelines.batch import build_model_stages
+from docstream.pipelines.handler import NOOP_MODEL, DocstreamModelHandler
+from docstream.pipelines.options import RunSettings
+from docstream.pipelines.records import DocBatch, RawBatch, RawInput
+from docstream.preprocess.config import PreprocessConfig
+from docstream.schemas.position import InputPosition
 
 
 def raw(line: int, payload: bytes) -> RawInput:
@@ -70,17 +70,17 @@ class _Boom:
     def classify(self, docs):  # fails on any batch holding the poison document
         if any(len(d) == 3 for d in docs):
             raise RuntimeError("poison")
-        from model.classify import DocPrediction
+        from docstream.model.classify import DocPrediction
 
         return [DocPrediction("a", 0.9, {"a": 0.9, "b": 0.1}, False, 0.0) for _ in docs]
 
 
 def test_a_failing_document_is_isolated() -> None:
-    from pipelines.handler import LoadedClassifier
-    from pipelines.parse import parse_raw
-    from pipelines.records import ParsedItem, PreparedItem
-    from preprocess.preprocessor import Prepared
-    from schemas.classification import ModelRef
+    from docstream.pipelines.handler import LoadedClassifier
+    from docstream.pipelines.parse import parse_raw
+    from docstream.pipelines.records import ParsedItem, PreparedItem
+    from docstream.preprocess.preprocessor import Prepared
+    from docstream.schemas.classification import ModelRef
 
     def item(i: int, n_chunks: int) -> PreparedItem:
         parsed = parse_raw(raw(i, post(i)))

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
-from stream_helpers import (
+
+from docstream.model.bundled import bundled_model_dir
+from docstream.streaming.admin import topic_partitions
+from tests.stream_helpers import (
     StreamJob,
     count_dead,
     count_results,
@@ -24,10 +27,6 @@ from stream_helpers import (
     wait_for,
 )
 
-from model.bundled import bundled_model_dir
-from streaming.admin import topic_partitions
-
-pytest_plugins = ["conftest_services"]
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 
 START_S = 120  # a job's start (imports, Prism) plus slack on a busy 2-core machine

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from model.tokenizer import load_tokenizer
-from preprocess.chunk import Chunker
-from preprocess.config import PreprocessConfig
-from preprocess.preprocessor import Prepared, PrepareError, Preprocessor, RawText
+from docstream.model.tokenizer import load_tokenizer
+from docstream.preprocess.chunk import Chunker
+from docstream.preprocess.config import PreprocessConfig
+from docstream.preprocess.preprocessor import Prepared, PrepareError, Preprocessor, RawText
 
 CLS, SEP = 101, 102
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from preprocess.clean import clean_text, compose_text
-from preprocess.config import PreprocessConfig
+from docstream.preprocess.clean import clean_text, compose_text
+from docstream.preprocess.config import PreprocessConfig
 
 CFG = PreprocessConfig()
 

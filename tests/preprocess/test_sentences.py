@@ -7,9 +7,9 @@ import os
 import random
 from pathlib import Path
 
-from model.tokenizer import load_tokenizer
-from preprocess.nlp import load_nlp
-from preprocess.sentences import sentence_starts
+from docstream.model.tokenizer import load_tokenizer
+from docstream.preprocess.nlp import load_nlp
+from docstream.preprocess.sentences import sentence_starts
 
 SHARED = Path(os.environ.get("DOCSTREAM_SHARED", Path(__file__).resolve().parents[3] / "shared"))
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from schemas import Classification, ModelRef, Post
+from docstream.schemas import Classification, ModelRef, Post
 
 
 def test_minimal_post_is_valid() -> None:

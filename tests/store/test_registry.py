@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.model_source import resolve_model
-from store import registry
-from store.engine import make_engine
-from store.errors import StoreError
-from store.migrate import upgrade
+from docstream.pipelines.model_source import resolve_model
+from docstream.store import registry
+from docstream.store.engine import make_engine
+from docstream.store.errors import StoreError
+from docstream.store.migrate import upgrade
 
 
 @pytest.fixture()

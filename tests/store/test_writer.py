@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select, text
 
-from schemas import Classification, DeadLetter, InputPosition, ModelRef
-from schemas.envelope import FailedRecord, PartitionMark, ResultRecord, WriteBatch
-from store.engine import make_engine, make_readonly_engine
-from store.errors import StoreWriteError
-from store.migrate import upgrade
-from store.offsets import load_positions
-from store.query import query_results
-from store.tables import AuditRow, ClassificationRow, DeadLetterRow
-from store.writer import StoreWriter
+from docstream.schemas import Classification, DeadLetter, InputPosition, ModelRef
+from docstream.schemas.envelope import FailedRecord, PartitionMark, ResultRecord, WriteBatch
+from docstream.store.engine import make_engine, make_readonly_engine
+from docstream.store.errors import StoreWriteError
+from docstream.store.migrate import upgrade
+from docstream.store.offsets import load_positions
+from docstream.store.query import query_results
+from docstream.store.tables import AuditRow, ClassificationRow, DeadLetterRow
+from docstream.store.writer import StoreWriter
 
 REF1 = ModelRef(name="news-topic", version="1", weights_sha256="a" * 64)
 REF2 = ModelRef(name="news-topic", version="2", weights_sha256="b" * 64)

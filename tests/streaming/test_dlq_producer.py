@@ -9,12 +9,10 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from streaming.admin import ensure_topic, topic_partitions
-from streaming.dlq import DeadLetterMessage, DeadLetterPublisher, dlq_topic
-from streaming.errors import StreamingError
-from streaming.producer import PostProducer, iter_lines, key_of, produce_lines
-
-pytest_plugins = ["conftest_services"]
+from docstream.streaming.admin import ensure_topic, topic_partitions
+from docstream.streaming.dlq import DeadLetterMessage, DeadLetterPublisher, dlq_topic
+from docstream.streaming.errors import StreamingError
+from docstream.streaming.producer import PostProducer, iter_lines, key_of, produce_lines
 
 
 def read_all(bootstrap: str, topic: str) -> list:

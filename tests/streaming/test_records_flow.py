@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from streaming.flow import InFlight
-from streaming.records import KafkaBatch, KafkaRecord
+from docstream.streaming.flow import InFlight
+from docstream.streaming.records import KafkaBatch, KafkaRecord
 
 
 def rec(offset: int, ts: int = 0) -> KafkaRecord:

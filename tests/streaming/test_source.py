@@ -17,16 +17,14 @@ import pytest
 from apache_beam.io.restriction_trackers import OffsetRange
 from apache_beam.options.pipeline_options import PipelineOptions
 from kafka import KafkaProducer
-from stream_helpers import wait_for
 
-from pipelines.stream import find_prism
-from streaming.admin import beginning_offsets, resolve_start_offsets, topic_partitions
-from streaming.errors import StreamingError
-from streaming.flow import InFlight
-from streaming.records import KafkaBatch
-from streaming.source import UNBOUNDED, PartitionTracker, ReadFromKafkaPartitions
-
-pytest_plugins = ["conftest_services"]
+from docstream.pipelines.stream import find_prism
+from docstream.streaming.admin import beginning_offsets, resolve_start_offsets, topic_partitions
+from docstream.streaming.errors import StreamingError
+from docstream.streaming.flow import InFlight
+from docstream.streaming.records import KafkaBatch
+from docstream.streaming.source import UNBOUNDED, PartitionTracker, ReadFromKafkaPartitions
+from tests.stream_helpers import wait_for
 
 
 @pytest.fixture(autouse=True, scope="module")

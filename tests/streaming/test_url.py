@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streaming.errors import KafkaUrlError
-from streaming.url import DEFAULT_GROUP, parse_kafka_url
+from docstream.streaming.errors import KafkaUrlError
+from docstream.streaming.url import DEFAULT_GROUP, parse_kafka_url
 
 
 def test_full_url() -> None:

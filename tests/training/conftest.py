@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from training.train import TrainConfig, TrainResult, train
+from docstream.training.train import TrainConfig, TrainResult, train
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AG_LABELS = ["World", "Sports", "Business", "Sci/Tech"]

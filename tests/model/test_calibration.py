@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.aggregate import softmax
-from model.calibration import (
+from docstream.model.aggregate import softmax
+from docstream.model.calibration import (
     expected_calibration_error,
     fit_temperature,
     nll,

@@ -11,11 +11,11 @@ import torch
 from safetensors.torch import load_file
 
 from docstream.errors import ConfigError
-from model.artifact import HEAD_FILE, read_manifest, weights_sha256
-from model.loader import load_model
-from training import checkpoint as ckpt
-from training.config import TrainConfig
-from training.train import TrainResult, train
+from docstream.model.artifact import HEAD_FILE, read_manifest, weights_sha256
+from docstream.model.loader import load_model
+from docstream.training import checkpoint as ckpt
+from docstream.training.config import TrainConfig
+from docstream.training.train import TrainResult, train
 
 AG_LABELS = ["World", "Sports", "Business", "Sci/Tech"]
 # peft calls a transformers API that is deprecated in v5; not ours to fix.

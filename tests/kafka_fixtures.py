@@ -1,7 +1,7 @@
 """Kafka fixtures for the streaming tests (real broker, real PostgreSQL).
 
-Load with `pytest_plugins = ["conftest_services"]` in a test module (tests/ is on sys.path);
-the helpers are in stream_helpers.py. The broker and PostgreSQL are started by
+tests/conftest.py re-exports them to every test; the helpers are in
+tests/stream_helpers.py. The broker and PostgreSQL are started by
 scripts/dev-services; a failure fails the session loudly, never a skip. Every test gets
 unique topics (deleted afterwards) and, through the root conftest's `pg_url`, its own
 database.
@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 from kafka.admin import KafkaAdminClient
-from stream_helpers import BOOTSTRAP, StreamJob, dev_services
+
+from tests.stream_helpers import BOOTSTRAP, StreamJob, dev_services
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +29,7 @@ def kafka_bootstrap() -> str:
 @pytest.fixture()
 def kafka_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
     """A factory of fresh topics (name, partitions); they and their .dlq go afterwards."""
-    from streaming.admin import ensure_topic
+    from docstream.streaming.admin import ensure_topic
 
     made: list[str] = []
 

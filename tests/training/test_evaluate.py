@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from docstream.cli import main
-from training.evaluate import bundled_model_dir, evaluate, length_bucket
-from training.train import TrainResult
+from docstream.training.evaluate import bundled_model_dir, evaluate, length_bucket
+from docstream.training.train import TrainResult
 
 REPORT_KEYS = {"accuracy", "macro_f1", "per_class", "confusion", "ece", "slices",
                "max_slice_gap", "n", "model", "precision"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from docstream.errors import ConfigError
-from training.data import field_value, holdout, label_order, read_data, sample_rows
+from docstream.training.data import field_value, holdout, label_order, read_data, sample_rows
 
 
 def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:

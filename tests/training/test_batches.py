@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.batches import epoch_batches, fixed_batches
+from docstream.training.batches import epoch_batches, fixed_batches
 
 
 def test_epoch_batches_cover_everything_within_budget() -> None:
