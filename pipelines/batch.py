@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import asdict
 
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineResult
-from sqlalchemy import Engine, func, select, update
 
 from docstream.model.artifact import read_manifest
 from docstream.preprocess.config import PreprocessConfig
 from docstream.store.engine import make_engine
 from docstream.store.migrate import upgrade
-from docstream.store.tables import AuditRow, ClassificationRow, DeadLetterRow, RunRow
+from docstream.store.runs import count_run, finish_run, start_run
 
 from .file_source import ReadJsonLines, count_lines, expand_sources
 from .handler import NOOP_MODEL, BatchPredictions, DocstreamModelHandler
@@ -29,37 +25,9 @@ from .options import RunSettings
 from .records import DocBatch, Outcome, ParsedBatch
 from .sink import WriteOutcomes
 from .stages import FailedInferenceToOutcome, ParseBatch, PreprocessBatch, ToOutcome
+from .summary import RunSummary
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    run_id: str
-    inputs: int
-    classified: int
-    dead_letters: int
-    labels: dict[str, int]
-    dead_by_reason: dict[str, int]
-    needs_review: int
-    seconds: float
-    startup_seconds: float = 0.0
-
-    @property
-    def docs_per_s(self) -> float:
-        """Throughput once the pipeline and model are up (start-up is reported apart)."""
-        busy = self.seconds - self.startup_seconds
-        return self.inputs / busy if busy > 0 else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id, "inputs": self.inputs, "classified": self.classified,
-            "dead_letters": self.dead_letters, "labels": self.labels,
-            "dead_by_reason": self.dead_by_reason, "needs_review": self.needs_review,
-            "needs_review_share": self.needs_review / self.classified if self.classified else 0.0,
-            "seconds": round(self.seconds, 3), "startup_seconds": round(self.startup_seconds, 3),
-            "docs_per_s": round(self.docs_per_s, 1),
-        }
 
 
 def preprocess_config_for(model_dir: str) -> PreprocessConfig:
@@ -124,38 +92,6 @@ def for_each_branch(
     )
 
 
-def start_run(engine: Engine, settings: RunSettings) -> None:
-    with engine.begin() as conn:
-        conn.execute(RunRow.__table__.insert().values(
-            run_id=settings.run_id, started_at=datetime.now(UTC),
-            source=" ".join(settings.sources), model=settings.model_dir, status="running"))
-
-
-def finish_run(engine: Engine, summary: RunSummary, status: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(update(RunRow).where(RunRow.run_id == summary.run_id).values(
-            finished_at=datetime.now(UTC), status=status, summary=summary.as_dict()))
-
-
-def summarize(engine: Engine, run_id: str, inputs: int, seconds: float) -> RunSummary:
-    with engine.connect() as conn:
-        labels = dict(conn.execute(
-            select(ClassificationRow.label, func.count()).where(ClassificationRow.run_id == run_id)
-            .group_by(ClassificationRow.label)).all())
-        review = conn.execute(select(func.count()).where(
-            ClassificationRow.run_id == run_id, ClassificationRow.needs_review.is_(True))
-        ).scalar_one()
-        dead = dict(conn.execute(
-            select(DeadLetterRow.reason, func.count()).where(DeadLetterRow.run_id == run_id)
-            .group_by(DeadLetterRow.reason)).all())
-    return RunSummary(
-        run_id=run_id, inputs=inputs, classified=sum(labels.values()),
-        dead_letters=sum(dead.values()), labels={k: int(v) for k, v in sorted(labels.items())},
-        dead_by_reason={k: int(v) for k, v in sorted(dead.items())}, needs_review=int(review),
-        seconds=seconds,
-    )
-
-
 def startup_seconds(result: PipelineResult) -> float:
     """Seconds spent loading the model, from RunInference's `load_model_latency_milli_secs`.
 
@@ -179,7 +115,7 @@ def run_batch(settings: RunSettings) -> RunSummary:
     pre_config = preprocess_config_for(settings.model_dir)
     engine = make_engine(settings.sink)
     upgrade(engine)
-    start_run(engine, settings)
+    start_run(engine, settings.run_id, " ".join(settings.sources), settings.model_dir)
     total = count_lines(files)
     t0 = time.perf_counter()
     status = "failed"
@@ -197,11 +133,8 @@ def run_batch(settings: RunSettings) -> RunSummary:
         status = "done"
     finally:
         seconds = time.perf_counter() - t0
-        with engine.connect() as conn:
-            processed = conn.execute(select(func.count()).where(
-                AuditRow.run_id == settings.run_id)).scalar_one()
-        summary = summarize(engine, settings.run_id, int(processed), seconds)
-        summary = dataclasses.replace(summary, startup_seconds=startup)
-        finish_run(engine, summary, status)
+        summary = RunSummary(run_id=settings.run_id, seconds=seconds, startup_seconds=startup,
+                             **asdict(count_run(engine, settings.run_id)))
+        finish_run(engine, settings.run_id, status, summary.as_dict())
         engine.dispose()
     return summary

@@ -228,8 +228,10 @@ class ReadFromKafkaPartitions(beam.PTransform):
     Args:
         bootstrap: "host:port[,host:port]".
         topics: topic names; every partition of each is read (found at construction).
-        start_offsets: {(topic, partition): next offset to read}; partitions missing from it
-            start at their beginning offset.
+        start_offsets: stored positions {(topic, partition): next offset to read}, passed in
+            by the caller; partitions missing from it start at their beginning offset. They
+            are resolved once, here, into `self.start_offsets` (a stored position below the
+            first retained offset starts there): callers read the starts from it.
         poll_timeout_ms: how long one poll waits for records; bounds the delay before a
             quiet partition's records are emitted.
         max_records: at most this many records per poll, i.e. per element.

@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise ConfigError(str(e).replace("\n", " ")) from e
     if kafka:
-        from docstream.pipelines.stream import StreamOptions, run_stream
+        from docstream.pipelines.stream import run_stream
+        from docstream.pipelines.stream_options import StreamOptions
 
         summary = run_stream(settings, StreamOptions(
             flush_secs=args.flush_secs, max_records=args.max_records,

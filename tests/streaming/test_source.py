@@ -18,7 +18,7 @@ from apache_beam.io.restriction_trackers import OffsetRange
 from apache_beam.options.pipeline_options import PipelineOptions
 from kafka import KafkaProducer
 
-from docstream.pipelines.stream import find_prism
+from docstream.pipelines.prism import find_prism
 from docstream.streaming.admin import beginning_offsets, resolve_start_offsets, topic_partitions
 from docstream.streaming.errors import StreamingError
 from docstream.streaming.flow import InFlight

@@ -1,0 +1,88 @@
+"""Options of the streaming job: its knobs (StreamOptions) and the Beam pipeline options."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from docstream.errors import ConfigError
+
+from .batch import beam_options
+from .options import RunSettings
+from .prism import find_prism
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """Knobs of the streaming job (the CLI's --flush-secs and friends).
+
+    flush_secs bounds how long a result waits at low traffic. A quiet partition is polled
+    again every flush_secs / 4, and RunInference's batches are cut at the end of each source
+    bundle (one poll round), so no result waits for a timer. `inference_timer` instead gives
+    flush_secs to RunInference as max_batch_duration_secs (Beam's stateful BatchElements
+    with a processing-time timer): on Prism 2.77 that timer sometimes never fires, and the
+    last partial batch then waits for the next post (seen here: 3 posts held for minutes),
+    so it is off by default.
+    """
+
+    flush_secs: float = 1.0
+    max_records: int = 500
+    max_in_flight: int = 5000
+    report_every_s: float = 10.0
+    drain_timeout_s: float = 60.0
+    store_retry_s: float = 60.0
+    prism_location: str | None = None
+    dead_letter_topic: bool = True
+    max_seconds: float | None = None
+    inference_timer: bool = False
+    #: NAME to follow in the registry (the job was started with NAME@production): a newly
+    #: promoted version replaces the model without a restart. None: the model is fixed.
+    watch_model: str | None = None
+    watch_interval_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.flush_secs <= 60:
+            raise ConfigError(f"--flush-secs must be within 0.05..60, got {self.flush_secs}")
+        if not 1 <= self.max_records <= 100_000:
+            raise ConfigError(f"--max-records must be within 1..100000, got {self.max_records}")
+        if self.max_in_flight < self.max_records:
+            raise ConfigError(f"--max-in-flight ({self.max_in_flight}) must be at least "
+                              f"--max-records ({self.max_records})")
+        if self.report_every_s <= 0 or self.drain_timeout_s < 0 or self.store_retry_s < 0:
+            raise ConfigError("report, drain and retry times must be positive")
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise ConfigError(f"--max-seconds must be > 0, got {self.max_seconds}")
+        if not 0.5 <= self.watch_interval_s <= 3600:
+            raise ConfigError(f"--watch-model-secs must be within 0.5..3600, got "
+                              f"{self.watch_interval_s}")
+
+    @property
+    def poll_timeout_ms(self) -> int:
+        # Short on purpose: while a bundle of a stage without data outputs runs (this whole
+        # fused pipeline), stock Prism 2.77 busy-waits on a closed channel in its progress loop
+        # (scripts/build-prism patches that out), so a long blocking poll would cost a core
+        # there; the resume delay paces the polls instead.
+        return max(1, min(50, int(self.flush_secs * 1000 / 4)))
+
+    @property
+    def idle_delay_s(self) -> float:
+        return self.flush_secs / 4
+
+
+def _has_arg(args: Sequence[str], name: str) -> bool:
+    return any(a == name or a.startswith(name + "=") for a in args)
+
+
+def stream_pipeline_options(settings: RunSettings, options: StreamOptions) -> PipelineOptions:
+    """Beam options for the streaming job; on Prism, the binary found by `find_prism` unless
+    the Beam arguments name one (`-- --prism_location=PATH`)."""
+    extra: list[str] = []
+    if settings.runner == "PrismRunner":
+        if not _has_arg(settings.beam_args, "--prism_location"):
+            extra.append(f"--prism_location={find_prism(options.prism_location)}")
+        if not _has_arg(settings.beam_args, "--prism_log_level"):
+            extra.append("--prism_log_level=warn")
+    settings = settings.model_copy(update={"beam_args": [*settings.beam_args, *extra]})
+    return beam_options(settings, streaming=True)

@@ -1,0 +1,51 @@
+"""What a run did: the batch job's RunSummary and the streaming job's StreamSummary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    inputs: int
+    classified: int
+    dead_letters: int
+    labels: dict[str, int]
+    dead_by_reason: dict[str, int]
+    needs_review: int
+    seconds: float
+    startup_seconds: float = 0.0
+
+    @property
+    def docs_per_s(self) -> float:
+        """Throughput once the pipeline and model are up (start-up is reported apart)."""
+        busy = self.seconds - self.startup_seconds
+        return self.inputs / busy if busy > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "inputs": self.inputs, "classified": self.classified,
+            "dead_letters": self.dead_letters, "labels": self.labels,
+            "dead_by_reason": self.dead_by_reason, "needs_review": self.needs_review,
+            "needs_review_share": self.needs_review / self.classified if self.classified else 0.0,
+            "seconds": round(self.seconds, 3), "startup_seconds": round(self.startup_seconds, 3),
+            "docs_per_s": round(self.docs_per_s, 1),
+        }
+
+
+@dataclass(frozen=True)
+class StreamSummary(RunSummary):
+    """What one session of a stream did (counts since it started): a RunSummary plus the
+    stream's group, topics, final status, partition positions and lag."""
+
+    group: str = ""
+    topics: list[str] = field(default_factory=list)
+    status: str = "running"
+    positions: dict[str, int] = field(default_factory=dict)
+    lag: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "group": self.group, "topics": self.topics,
+                "status": self.status, "positions": self.positions, "lag": self.lag}
