@@ -10,18 +10,24 @@ Rows, all on the same synthetic ~64-token texts (a fixed vocabulary, seeded):
                      sweep, best kept. (Tokenisation is timed apart and reported.) Also
                      the device-resident ceiling: the best batch size with every batch
                      already on the GPU (no host work at all).
-  predictor_*        docstream's own model path: model.predictor.Predictor (token-budget
-                     batching from model.batching) + the classifier's post-processing
-                     (softmax + chunk aggregation from model.aggregate, DocClassifier when it
-                     imports), called the way the Beam handler calls it:
+  predictor_*        docstream's own model path: model.classify.DocClassifier (softmax, chunk
+                     aggregation) over model.predictor.Predictor (token-budget batching from
+                     model.batching), built by model.build.build_classifier as the Beam
+                     handler builds it, and called the way the handler calls it:
                        _stock_handler_calls  stock Predictor, one call per handler sort buffer
                                              (32,768 tokens ≈ 500 docs)
                        _stock_large_calls    stock Predictor, 16,384 docs per call
                        _prefetch_large_calls PrefetchPredictor below: pinned staging buffers
                                              reused across batches, H2D copies on a side stream
                                              overlapping compute, one D2H copy per call
+                                             (the same DocClassifier over it)
+Padding and autocast everywhere are model.tensors' pad_batch and autocast_for.
 GPU utilisation is sampled during every row (torch.cuda.utilization() with pynvml, else
 nvidia-smi). Targets: raw_forward >= 50,000 docs/s; docstream model path >= 0.85 x raw.
+
+Long module: one script by design, run as `python3 bench/gpu.py` on a GPU machine that has
+no docstream install and none of bench/'s other dependencies; its measurement helpers and
+the PrefetchPredictor proposal travel with it.
 """
 
 from __future__ import annotations
@@ -57,8 +63,10 @@ from transformers import AutoConfig, AutoModel  # noqa: E402
 
 # Packages the GPU machine does not have: docstream's model modules must not need them.
 ABSENT_ON_GPU_BOX = ("apache_beam", "spacy", "sqlalchemy", "psycopg", "kafka", "pydantic")
-DOCSTREAM_MODEL_MODULES = ("model.batching", "model.predictor", "model.classifier",
-                           "model.aggregate")
+# Every model module this script uses; each must import with the packages above blocked.
+DOCSTREAM_MODEL_MODULES = ("model.batching", "model.tensors", "model.predictor", "model.classifier",
+                           "model.aggregate", "model.classify", "model.build")
+LABELS = ("World", "Sports", "Business", "Sci/Tech")
 RAW_TARGET_DOCS_S = 50_000.0
 MODEL_PATH_TARGET_RATIO = 0.85
 HANDLER_SORT_BUFFER_TOKENS = 32_768  # pipelines/handler.py DocstreamModelHandler default
@@ -104,16 +112,14 @@ def import_docstream_model() -> dict:
         for name in DOCSTREAM_MODEL_MODULES:
             try:
                 importlib.import_module(name)
+                report.setdefault("imported", []).append(name)
             except ImportError as e:
-                report.setdefault("failed", {})[name] = str(e)
-        try:
-            importlib.import_module("model.classify")
-            report["model.classify"] = "imports without the blocked packages"
-        except ImportError as e:
-            report["model.classify"] = f"does not import here: {e}"
+                report.setdefault("failed", {})[name] = f"{e.__class__.__name__}: {e}"
     finally:
         sys.meta_path.remove(blocker)
-    report["ok"] = "failed" not in report
+    if blocker.attempts:  # even an import that was caught and survived counts as a need
+        report["blocked_attempts"] = sorted(set(blocker.attempts))
+    report["ok"] = "failed" not in report and not blocker.attempts
     return report
 
 
@@ -223,57 +229,41 @@ def timed(device: torch.device, fn: Callable[[], object]) -> tuple[float, dict]:
     return seconds, util.summary()
 
 
-def autocast(device: torch.device, precision: str):
-    from contextlib import nullcontext
-
-    if precision == "fp32":
-        return nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 # ---------------------------------------------------------------- raw forward
 
 
 def stage_batches(seqs: list[list[int]], batch_size: int, device: torch.device) -> list:
     """All sorted, padded batches already on the device (for the device-resident ceiling)."""
+    from model.tensors import pad_batch
+
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-    staged = []
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        width = max(len(seqs[i]) for i in idx)
-        ids = np.zeros((len(idx), width), dtype=np.int64)
-        for row, i in enumerate(idx):
-            ids[row, : len(seqs[i])] = seqs[i]
-        t_ids = torch.from_numpy(ids).to(device)
-        staged.append((t_ids, (t_ids != 0).long()))
-    return staged
+    return [pad_batch([seqs[i] for i in order[start : start + batch_size]], device=device)
+            for start in range(0, len(order), batch_size)]
 
 
 def forward_staged(module, staged: list, device: torch.device, precision: str) -> None:
-    with torch.inference_mode(), autocast(device, precision):
+    from model.tensors import autocast_for
+
+    with torch.inference_mode(), autocast_for(device, precision):
         outs = [module(ids, mask).float().argmax(-1) for ids, mask in staged]
     torch.cat(outs).cpu()
 
 
 def raw_forward(module, seqs: list[list[int]], batch_size: int, device: torch.device,
                 precision: str) -> np.ndarray:
-    """Sorted by length, fixed-size batches, dynamic padding; one sync at the end."""
+    """Sorted by length, fixed-size batches, dynamic padding; one sync at the end.
+
+    Its own loop (fixed batch sizes, no token budget), but docstream's pad_batch (pinned,
+    non-blocking copies on CUDA) and autocast_for.
+    """
+    from model.tensors import autocast_for, pad_batch
+
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     outs = []
-    with torch.inference_mode(), autocast(device, precision):
+    with torch.inference_mode(), autocast_for(device, precision):
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            width = max(len(seqs[i]) for i in idx)
-            ids = np.zeros((len(idx), width), dtype=np.int64)
-            mask = np.zeros((len(idx), width), dtype=np.int64)
-            for row, i in enumerate(idx):
-                ids[row, : len(seqs[i])] = seqs[i]
-                mask[row, : len(seqs[i])] = 1
-            t_ids, t_mask = torch.from_numpy(ids), torch.from_numpy(mask)
-            if device.type == "cuda":  # pageable copies would sync the stream every batch
-                t_ids = t_ids.pin_memory().to(device, non_blocking=True)
-                t_mask = t_mask.pin_memory().to(device, non_blocking=True)
+            t_ids, t_mask = pad_batch([seqs[i] for i in idx], device=device)
             outs.append(module(t_ids, t_mask).float().argmax(-1))
     pred = torch.cat(outs).cpu().numpy()
     out = np.empty(len(seqs), dtype=np.int64)
@@ -299,6 +289,7 @@ def make_prefetch_predictor_class():
     """
     from model.batching import token_budget_batches
     from model.predictor import Predictor
+    from model.tensors import autocast_for, pad_batch
 
     class PrefetchPredictor(Predictor):
         def __init__(self, module, *, slots: int = 3, **kwargs) -> None:
@@ -319,7 +310,7 @@ def make_prefetch_predictor_class():
             compute = torch.cuda.current_stream(self.device)
             cap = self.max_tokens
             results, order = [], []
-            with torch.inference_mode(), self._autocast():
+            with torch.inference_mode(), autocast_for(self.device, self.precision):
                 for n, idx in enumerate(batches):
                     slot = n % self.slots
                     if self._copied[slot] is not None:
@@ -327,7 +318,7 @@ def make_prefetch_predictor_class():
                     width = max(lengths[i] for i in idx)
                     rows = len(idx)
                     if rows * width > cap:  # one over-long sequence: Predictor's own path
-                        ids, mask = self._pad([seqs[i] for i in idx])
+                        ids, mask = pad_batch([seqs[i] for i in idx], self.pad_id, self.device)
                     else:
                         buf = self._staging[slot]
                         host = buf.numpy()
@@ -359,42 +350,31 @@ def make_prefetch_predictor_class():
     return PrefetchPredictor
 
 
-def make_postprocess(labels: Sequence[str]):
-    """The classifier's work after the logits: DocClassifier.classify when model.classify
-    imports here (it needs pydantic through model.artifact), else the same softmax and
-    per-document aggregation loop over model.aggregate."""
-    from model.aggregate import aggregate_chunks, softmax
+def make_classifiers(module, device: torch.device, precision: str):
+    """(stock, prefetch): builders of docstream's classifier over `module`.
 
-    try:
-        from model.artifact import BaseModelRef, ModelManifest
-        from model.classify import DocClassifier
+    stock() is model.build.build_classifier, exactly as the Beam handler calls it (with a
+    ClassifierSpec in place of the pydantic manifest that does not travel here); prefetch()
+    is the same DocClassifier over the PrefetchPredictor proposal (a LogitsProvider too).
+    """
+    from model.build import build_classifier
+    from model.classify import ClassifierSpec, DocClassifier
 
-        manifest = ModelManifest(name="gpu-bench", version="0", mode="head", labels=list(labels),
-                                 base_model=BaseModelRef(weights_sha256="0" * 64))
+    spec = ClassifierSpec(labels=LABELS)
+    prefetch_cls = make_prefetch_predictor_class()
 
-        def real(predictor, docs):
-            return DocClassifier(manifest, predictor).classify(docs)
+    def stock():
+        return build_classifier(spec, module, device=device, precision=precision)
 
-        return real, "model.classify.DocClassifier.classify"
-    except ImportError as e:
-        reason = str(e)
+    def prefetch():
+        return DocClassifier(spec, prefetch_cls(module, device=str(device), precision=precision))
 
-    def mimic(predictor, docs):
-        flat = [c for d in docs for c in d]
-        probs = softmax(predictor.logits(flat), 1.0)
-        out = np.empty((len(docs), probs.shape[1]))
-        pos = 0
-        for j, d in enumerate(docs):
-            out[j] = aggregate_chunks(probs[pos : pos + len(d)], [len(c) for c in d])
-            pos += len(d)
-        return out
-
-    return mimic, f"softmax + aggregate_chunks loop (DocClassifier not importable: {reason})"
+    return stock, prefetch
 
 
-def docstream_path(predictor, post, docs: list[list[list[int]]], call_docs: int) -> None:
+def docstream_path(classifier, docs: list[list[list[int]]], call_docs: int) -> None:
     for start in range(0, len(docs), call_docs):
-        post(predictor, docs[start : start + call_docs])
+        classifier.classify(docs[start : start + call_docs])
 
 
 # ---------------------------------------------------------------- main
@@ -427,15 +407,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     imports = import_docstream_model()
     if not imports["ok"]:
-        print(f"bench/gpu.py: docstream's model modules need packages the GPU machine lacks: "
-              f"{imports['failed']}", file=sys.stderr)
+        print("bench/gpu.py: docstream's model modules need packages the GPU machine lacks "
+              f"({', '.join(ABSENT_ON_GPU_BOX)}); failed imports: {imports.get('failed', {})}; "
+              f"blocked import attempts: {imports.get('blocked_attempts', [])}", file=sys.stderr)
         return 3
-    from model.predictor import Predictor, pick_precision
+    from model.predictor import pick_precision
 
     cuda = device.type == "cuda"
     n_docs = args.docs or (131_072 if cuda else (128 if args.quick else 2048))
     sweep = (128, 256, 512, 1024, 2048) if cuda else ((32,) if args.quick else (16, 32, 64, 128))
-    precision = pick_precision(device, "auto", ("fp32", "bf16", "fp16"))
+    from model.classify import DEFAULT_PRECISIONS
+
+    precision = pick_precision(device, "auto", DEFAULT_PRECISIONS)
     doc: dict = {"machine": machine(device), "imports": imports, "precision": precision,
                  "results": {}, "notes": []}
     results = doc["results"]
@@ -494,34 +477,35 @@ def main(argv: list[str] | None = None) -> int:
 
     # docstream's model path
     docs = [[s] for s in seqs]  # ~64-token texts: one chunk each
-    post, post_kind = make_postprocess(["World", "Sports", "Business", "Sci/Tech"])
+    post_kind = "model.classify.DocClassifier.classify, built by model.build.build_classifier"
     doc["postprocess"] = post_kind
+    stock, prefetch = make_classifiers(module, device, precision)
     handler_docs = max(1, int(HANDLER_SORT_BUFFER_TOKENS // mean_tokens))
     large_docs = min(LARGE_CALL_DOCS, n_docs)
-    prefetch_cls = make_prefetch_predictor_class()
     variants = [
-        ("predictor_stock_handler_calls", Predictor, handler_docs),
-        ("predictor_stock_large_calls", Predictor, large_docs),
-        ("predictor_prefetch_large_calls", prefetch_cls, large_docs),
-        ("predictor_prefetch_handler_calls", prefetch_cls, handler_docs),
+        ("predictor_stock_handler_calls", stock, handler_docs),
+        ("predictor_stock_large_calls", stock, large_docs),
+        ("predictor_prefetch_large_calls", prefetch, large_docs),
+        ("predictor_prefetch_handler_calls", prefetch, handler_docs),
     ]
     check = seqs[: min(len(seqs), 2048)]  # the prefetch path must give Predictor's logits
-    a = Predictor(module, device=str(device), precision=precision).logits(check)
-    b = prefetch_cls(module, device=str(device), precision=precision).logits(check)
+    a = stock().predictor.logits(check)
+    b = prefetch().predictor.logits(check)
     doc["prefetch_check"] = {"docs": len(check), "max_abs_diff": float(np.abs(a - b).max()),
                              "same_argmax": float((a.argmax(1) == b.argmax(1)).mean())}
     log(f"prefetch vs stock Predictor: {doc['prefetch_check']}")
     if args.quick and not cuda:  # smoke test: on CPU the prefetch path is Predictor's own
         variants = [variants[0], variants[2]]
-    for name, cls, call_docs in variants:
+    for name, make, call_docs in variants:
         if over_budget():
             doc["notes"].append(f"{name} skipped: time budget")
             continue
-        predictor = cls(module, device=str(device), precision=precision)
+        classifier = make()
+        predictor = classifier.predictor
         warm_docs = docs[: min(len(docs), 2 * call_docs if cuda else 32)]
-        docstream_path(predictor, post, warm_docs, call_docs)
-        seconds, util = timed(device, lambda p=predictor, c=call_docs: docstream_path(
-            p, post, docs, c))
+        docstream_path(classifier, warm_docs, call_docs)
+        seconds, util = timed(device, lambda k=classifier, c=call_docs: docstream_path(
+            k, docs, c))
         logits_only_s, _ = timed(device, lambda p=predictor, c=call_docs: [
             p.logits(seqs[s : s + c]) for s in range(0, len(seqs), c)])
         results[name] = {

@@ -10,10 +10,11 @@ from typing import Any, Protocol
 
 from apache_beam.ml.inference.base import ModelHandler
 
-from docstream.model.classify import DocClassifier, DocPrediction
+from docstream.model.build import build_classifier
+from docstream.model.classify import DocPrediction
 from docstream.model.fixed import FixedLabelClassifier
 from docstream.model.loader import load_model
-from docstream.model.predictor import Precision, Predictor
+from docstream.model.predictor import Precision
 from docstream.schemas.classification import ModelRef
 
 from .model_watch import ModelWatch
@@ -89,17 +90,18 @@ class DocstreamModelHandler(ModelHandler[DocBatch, BatchPredictions, LoadedClass
         max_batch_duration_secs: float | None = None,
         watch: ModelWatch | None = None,
     ) -> None:
-        super().__init__()
         # BatchElements measures batch size with element_size_fn, so max_batch_size is a
         # token count here: the sort buffer. (Beam 2.77's `max_batch_weight` is not accepted
-        # by its own BatchElements.)
-        self._batching_kwargs = {
+        # by its own BatchElements.) ModelHandler.__init__ keeps these for BatchElements
+        # (batch_elements_kwargs) and leaves a None duration out. Beam annotates the duration
+        # as int, but its stateful BatchElements takes fractional seconds too.
+        batching: dict[str, Any] = {
             "min_batch_size": 1,
             "max_batch_size": sort_buffer_tokens,
             "element_size_fn": _batch_tokens,
+            "max_batch_duration_secs": max_batch_duration_secs,
         }
-        if max_batch_duration_secs is not None:
-            self._batching_kwargs["max_batch_duration_secs"] = max_batch_duration_secs
+        super().__init__(**batching)
         self.model_dir = model_dir
         self.device = device
         self.precision: Precision = precision
@@ -117,11 +119,10 @@ class DocstreamModelHandler(ModelHandler[DocBatch, BatchPredictions, LoadedClass
                                                     weights_sha256="0" * 64), model_dir)
         loaded = load_model(model_dir)
         m = loaded.manifest
-        predictor = Predictor(
-            loaded.module, device=self.device, precision=self.precision,
-            allowed_precisions=m.precision_ok, max_tokens_per_batch=self.max_tokens_per_batch,
+        classifier = build_classifier(
+            m, loaded.module, device=self.device, precision=self.precision,
+            review_threshold=self.review_threshold, max_tokens_per_batch=self.max_tokens_per_batch,
         )
-        classifier = DocClassifier(m, predictor, review_threshold=self.review_threshold)
         return LoadedClassifier(classifier, ModelRef(name=m.name, version=m.version,
                                                      weights_sha256=m.weights_sha256), model_dir)
 

@@ -10,21 +10,22 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from docstream.errors import ConfigError
+from docstream.model.build import build_classifier
+from docstream.model.bundled import bundled_model_dir
 from docstream.model.calibration import expected_calibration_error, nll, reliability_bins
 from docstream.model.classify import DocClassifier
-from docstream.model.predictor import Precision, Predictor
+from docstream.model.predictor import Precision
 from docstream.model.tokenizer import load_tokenizer
 from docstream.preprocess.preprocessor import Preprocessor
 
 from . import report as rpt
-from .data import field_value, read_data
+from .data import Kind, field_value, read_data
 from .metrics import confusion_matrix, per_class, summary
 from .modeling import configure_threads, load_artifact
 from .predictors import CachingPredictor
@@ -33,11 +34,6 @@ from .prepare import PreparedDocs, prepare_rows
 LENGTH_SLICE = "length_tokens"
 LENGTH_EDGES = (32, 64, 128, 256, 512)
 MIN_SLICE_N = 30
-
-
-def bundled_model_dir() -> Path:
-    """The model shipped with docstream: model/bundled/news-topic."""
-    return Path(str(resources.files("docstream.model") / "bundled" / "news-topic"))
 
 
 def length_bucket(tokens: int) -> str:
@@ -98,7 +94,7 @@ def evaluate(
     label_field: str = "label",
     split_field: str = "split",
     title_field: str | None = "title",
-    kind: str | None = None,
+    kind: Kind | None = None,
     slice_by: Sequence[str] = (),
     precision: Precision = "auto",
     limit: int | None = None,
@@ -130,8 +126,7 @@ def evaluate(
     loaded = load_artifact(model_path)
     manifest = loaded.manifest
     file = read_data(data, text_field=text_field, label_field=label_field,
-                     split_field=split_field, title_field=title_field,
-                     kind=kind)  # type: ignore[arg-type]
+                     split_field=split_field, title_field=title_field, kind=kind)
     rows = file.split(split)
     if limit is not None:
         if limit < 1:
@@ -149,15 +144,13 @@ def evaluate(
         raise ConfigError("no document survived preprocessing")
     t_prep = time.perf_counter()
     n_threads = configure_threads(threads)
-    predictor = CachingPredictor(
-        Predictor(loaded.module, precision=precision, allowed_precisions=manifest.precision_ok,
-                  threads=n_threads)
-    )
-    clf = DocClassifier(manifest, predictor)  # type: ignore[arg-type]
+    built = build_classifier(manifest, loaded.module, precision=precision, threads=n_threads)
+    predictor = CachingPredictor(built.predictor)
+    clf = DocClassifier(built.spec, predictor)
     predictions = clf.classify(docs.docs)
     t_model = time.perf_counter()
     probs = clf.probabilities(docs.docs)  # cached logits: same numbers as classify's
-    raw = DocClassifier(manifest.model_copy(update={"temperature": 1.0}), predictor)  # type: ignore[arg-type]
+    raw = DocClassifier(built.spec.with_temperature(1.0), predictor)
     raw_probs = raw.probabilities(docs.docs)
     index = {lab: i for i, lab in enumerate(manifest.labels)}
     y_pred = np.asarray([index[p.label] for p in predictions], dtype=np.int64)

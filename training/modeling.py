@@ -7,11 +7,9 @@ import os
 import re
 import warnings
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import save_file
 from torch import nn
@@ -21,7 +19,8 @@ from docstream.model.batching import token_budget_batches
 from docstream.model.classifier import TextClassifier, load_base_encoder
 from docstream.model.encoder import BASE_MODEL_NAME
 from docstream.model.loader import LoadedModel, load_model
-from docstream.model.predictor import cpu_has_fast_bf16
+from docstream.model.predictor import Precision, cpu_has_fast_bf16
+from docstream.model.tensors import autocast_for, pad_batch
 
 from .config import TrainConfig
 
@@ -128,31 +127,13 @@ def configure_threads(threads: int | None = None) -> int:
     return want
 
 
-def train_precision(config: TrainConfig, device: torch.device) -> str:
+def train_precision(config: TrainConfig, device: torch.device) -> Precision:
     """bf16 autocast on CUDA and on CPUs with native bf16, unless fp32 is asked for."""
     if config.precision != "auto":
         return config.precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if cpu_has_fast_bf16() else "fp32"
-
-
-def autocast(device: torch.device, precision: str) -> AbstractContextManager[object]:
-    """The autocast context for `precision` ("fp32" = none)."""
-    if precision == "fp32":
-        return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-def pad(seqs: Sequence[Sequence[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ids (pad id 0) and attention mask."""
-    width = max(len(s) for s in seqs)
-    ids = np.zeros((len(seqs), width), dtype=np.int64)
-    mask = np.zeros((len(seqs), width), dtype=np.int64)
-    for row, s in enumerate(seqs):
-        ids[row, : len(s)] = s
-        mask[row, : len(s)] = 1
-    return torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
 
 
 def embed_chunks(
@@ -166,9 +147,9 @@ def embed_chunks(
     module.eval()
     out = torch.empty((len(chunks), module.head.in_features), dtype=torch.float32)
     batches = token_budget_batches([len(c) for c in chunks], max_tokens, 256)
-    with torch.inference_mode(), autocast(device, precision):
+    with torch.inference_mode(), autocast_for(device, precision):
         for idx in batches:
-            ids, mask = pad([chunks[i] for i in idx], device)
+            ids, mask = pad_batch([chunks[i] for i in idx], device=device)
             out[idx] = module.embed(ids, mask).float().cpu()
     return out
 

@@ -1,8 +1,9 @@
-"""Predictor stand-ins for `DocClassifier`: cached logits and cached sentence vectors.
+"""Logits providers for `DocClassifier`: cached logits and cached sentence vectors.
 
-`DocClassifier` only calls `predictor.logits(chunks)`. These classes answer that call
-without re-running the encoder, so that validation, temperature fitting and reports go
-through `DocClassifier`'s own aggregation and calibration, like `docstream run`.
+`DocClassifier` only calls `logits(chunks)` (the `model.classify.LogitsProvider` protocol).
+These classes answer that call without re-running the encoder, so that validation,
+temperature fitting and reports go through `DocClassifier`'s own aggregation and
+calibration, like `docstream run`.
 """
 
 from __future__ import annotations

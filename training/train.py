@@ -10,6 +10,10 @@ Steps:
    stopping, a time limit and per-epoch checkpoints;
 4. write the weights, load them back with `model.loader.load_model` exactly as `run` does,
    fit the temperature on validation, check bf16 against fp32, and write the manifest.
+
+Long module: one training run, read top to bottom; the loop, resume and finalize steps share
+the run's state (`_Loop`, `TrainState`), and the reusable parts already live in modeling,
+batches, checkpoint and predictors.
 """
 
 from __future__ import annotations
@@ -39,10 +43,12 @@ from docstream.model.artifact import (
     base_weights_sha256,
     write_manifest,
 )
+from docstream.model.build import build_classifier
 from docstream.model.calibration import expected_calibration_error, fit_temperature_fn, nll
 from docstream.model.classifier import TextClassifier
-from docstream.model.classify import DocClassifier
-from docstream.model.predictor import Predictor, pick_device
+from docstream.model.classify import ClassifierSpec, DocClassifier, LogitsProvider
+from docstream.model.predictor import Precision, pick_device
+from docstream.model.tensors import autocast_for, pad_batch
 
 from . import checkpoint as ckpt
 from .batches import epoch_batches, fixed_batches
@@ -50,14 +56,12 @@ from .config import TrainConfig
 from .data import DataFile, holdout, label_order, read_data, sample_rows
 from .metrics import summary
 from .modeling import (
-    autocast,
     build_trainable,
     configure_threads,
     embed_chunks,
     load_artifact,
     load_trainable_state,
     lora_settings,
-    pad,
     param_groups,
     save_weights,
     train_precision,
@@ -167,7 +171,7 @@ def lr_lambda(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
     return factor
 
 
-def doc_metrics(clf: DocClassifier, docs: PreparedDocs) -> dict[str, float]:
+def doc_metrics(clf: DocClassifier[LogitsProvider], docs: PreparedDocs) -> dict[str, float]:
     """Accuracy, macro-F1, NLL and ECE of calibrated document predictions."""
     probs = clf.probabilities(docs.docs)
     out = summary(docs.labels, probs.argmax(axis=1), len(clf.labels))
@@ -180,14 +184,14 @@ class _Loop:
     """The training loop; mode-specific parts are the example set and the forward pass."""
 
     def __init__(self, config: TrainConfig, data: TrainData, module: TextClassifier,
-                 device: torch.device, precision: str, note: Note) -> None:
+                 device: torch.device, precision: Precision, note: Note) -> None:
         self.config = config
         self.data = data
         self.module = module
         self.device = device
         self.precision = precision
         self.note = note
-        self.manifest = draft_manifest(config, data.labels)
+        self.spec = ClassifierSpec.from_manifest(draft_manifest(config, data.labels))
         chunks, labels = data.train.chunk_examples()
         self.chunks = chunks
         self.targets = torch.from_numpy(labels)
@@ -225,21 +229,23 @@ class _Loop:
             x = self.vectors[idx].to(self.device)
             logits = self.module.head(self.module.dropout(x))
         else:
-            ids, mask = pad([self.chunks[i] for i in idx], self.device)
-            with autocast(self.device, self.precision):
+            ids, mask = pad_batch([self.chunks[i] for i in idx], device=self.device)
+            with autocast_for(self.device, self.precision):
                 logits = self.module(ids, mask)
         return F.cross_entropy(logits.float(), y)
 
     def validate(self) -> dict[str, float]:
         """Validation metrics of whole documents through `DocClassifier` (T = 1)."""
+        clf: DocClassifier[LogitsProvider]
         if self.val_vectors is not None:
-            predictor: Any = CachedVectorPredictor(self.module.head, self.val_chunks,
-                                                   self.val_vectors)
+            clf = DocClassifier(self.spec, CachedVectorPredictor(self.module.head, self.val_chunks,
+                                                                 self.val_vectors))
         else:
-            predictor = Predictor(self.module, device=str(self.device), precision=self.precision)
+            clf = build_classifier(self.spec, self.module, device=self.device,
+                                   precision=self.precision)
         self.module.eval()
         try:
-            return doc_metrics(DocClassifier(self.manifest, predictor), self.data.val)
+            return doc_metrics(clf, self.data.val)
         finally:
             self.set_train_mode()
 
@@ -377,7 +383,7 @@ def _clear_artifact(out: Path) -> None:
     shutil.rmtree(out / ADAPTER_DIR, ignore_errors=True)
 
 
-def _precisions_to_check(device: torch.device) -> list[str]:
+def _precisions_to_check(device: torch.device) -> list[Precision]:
     if device.type == "cuda":
         return ["bf16", "fp16"] if torch.cuda.is_bf16_supported() else ["fp16"]
     return ["bf16", "int8"]
@@ -392,26 +398,28 @@ def finalize(
         The manifest to write and the validation metrics recorded in it.
     """
     loaded = load_artifact(out)
+    spec = ClassifierSpec.from_manifest(loaded.manifest)
     chunks = [c for d in val.docs for c in d]
     logits: dict[str, np.ndarray] = {}
     accuracy: dict[str, float] = {}
-    for precision in ["fp32", *_precisions_to_check(device)]:
-        predictor = Predictor(loaded.module, device=str(device), precision=precision)  # type: ignore[arg-type]
-        logits[precision] = predictor.logits(chunks)
-        clf = DocClassifier(loaded.manifest, FixedLogits(chunks, logits[precision]))  # type: ignore[arg-type]
+    modes: list[Precision] = ["fp32", *_precisions_to_check(device)]
+    for precision in modes:
+        built = build_classifier(spec, loaded.module, device=device, precision=precision)
+        logits[precision] = built.predictor.logits(chunks)  # once per mode, reused below
+        clf = DocClassifier(spec, FixedLogits(chunks, logits[precision]))
         predicted = clf.probabilities(val.docs).argmax(axis=1)
         accuracy[precision] = float((predicted == val.labels).mean())
     precision_ok = [p for p, a in accuracy.items() if abs(a - accuracy["fp32"]) <= 0.005 + 1e-9]
     fixed = FixedLogits(chunks, logits["fp32"])
 
     def val_nll(t: float) -> float:
-        clf = DocClassifier(loaded.manifest.model_copy(update={"temperature": t}), fixed)  # type: ignore[arg-type]
+        clf = DocClassifier(spec.with_temperature(t), fixed)
         return nll(clf.probabilities(val.docs), val.labels)
 
     temperature = fit_temperature_fn(val_nll)
-    raw = doc_metrics(DocClassifier(loaded.manifest, fixed), val)  # type: ignore[arg-type]
+    raw = doc_metrics(DocClassifier(spec, fixed), val)
     calibrated = manifest.model_copy(update={"temperature": temperature})
-    metrics = doc_metrics(DocClassifier(calibrated, fixed), val)  # type: ignore[arg-type]
+    metrics = doc_metrics(DocClassifier(spec.with_temperature(temperature), fixed), val)
     metrics.update(n=len(val), nll_uncalibrated=raw["nll"], ece_uncalibrated=raw["ece"],
                    accuracy_by_precision=accuracy)
     note(f"calibration: T = {temperature:.3f}, val ECE {raw['ece']:.4f} -> {metrics['ece']:.4f}, "

@@ -19,7 +19,8 @@ MAX_DELTA_POINTS = 0.5
 
 
 class OrtModule:
-    """An ONNX Runtime session behind the `module(ids, mask) -> logits` call Predictor makes."""
+    """An ONNX Runtime session behind the `module(ids, mask) -> logits` call Predictor makes
+    (build_classifier takes it in place of the torch module)."""
 
     def __init__(self, path: Path, threads: int) -> None:
         import onnxruntime as ort
@@ -88,8 +89,7 @@ def run(args) -> dict:
     import torch
 
     from bench.models import docstream_precision, docstream_threads, load
-    from docstream.model.classify import DocClassifier
-    from docstream.model.predictor import Predictor
+    from docstream.model.build import build_classifier
     from docstream.model.tokenizer import load_tokenizer
     from docstream.preprocess.preprocessor import Prepared, Preprocessor, RawText
 
@@ -106,8 +106,7 @@ def run(args) -> dict:
     results: dict[str, dict] = {}
     fp32_pred = None
     for name, (mod, precision) in modes.items():
-        predictor = Predictor(mod, device="cpu", precision=precision)
-        classifier = DocClassifier(manifest, predictor)
+        classifier = build_classifier(manifest, mod, device="cpu", precision=precision)
         classifier.probabilities(docs[:32])  # warm-up
         t0 = time.perf_counter()
         probs = classifier.probabilities(docs)
@@ -120,7 +119,7 @@ def run(args) -> dict:
             "agreement_with_fp32": round(100 * float((pred == fp32_pred).mean()), 2),
             "model_docs_s": round(len(docs) / seconds, 1),
         }
-        del predictor, classifier
+        del classifier
     base = results["fp32"]
     for r in results.values():
         r["delta_points"] = round(r["accuracy"] - base["accuracy"], 2)

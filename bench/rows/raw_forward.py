@@ -10,30 +10,22 @@ the best. Tokenisation is inside the timing.
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 
 from bench.data import read_docs
 from bench.models import docstream_precision, docstream_threads, load
 
 BATCH_SIZES = (16, 32, 64, 128)
-# From /work/shared/NOTES.md (same CPU kind, all-MiniLM-L6, ~62-token texts).
+# Measured earlier on a 2-core Xeon with AMX (the forward pass alone, all-MiniLM-L6,
+# ~62-token texts, length-sorted batches); a yardstick for this row, not a target.
 REFERENCE = {"bf16 autocast, sorted, b64": 329.0, "fp32, sorted, b32": 135.0}
-
-
-def autocast_for(precision: str):
-    import torch
-
-    if precision in ("fp32", "int8"):  # int8: the module itself is quantized, no autocast
-        return nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type="cpu", dtype=dtype)
 
 
 def forward_sorted(module, tokenizer, texts: list[str], batch_size: int, max_length: int,
                    precision: str) -> tuple[float, float, list[int], float]:
     """(seconds, tokenise seconds, predicted class per text, mean tokens per text)."""
-    import numpy as np
     import torch
+
+    from docstream.model.tensors import autocast_for, pad_batch
 
     t0 = time.perf_counter()
     ids = tokenizer(texts, truncation=True, max_length=max_length, padding=False)["input_ids"]
@@ -41,16 +33,12 @@ def forward_sorted(module, tokenizer, texts: list[str], batch_size: int, max_len
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     preds = [0] * len(texts)
     pad = tokenizer.pad_token_id or 0
-    with torch.inference_mode(), autocast_for(precision):
+    # int8: the module itself is quantized, so autocast_for runs it without autocast
+    with torch.inference_mode(), autocast_for("cpu", precision):
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            width = max(len(ids[i]) for i in idx)
-            arr = np.full((len(idx), width), pad, dtype=np.int64)
-            mask = np.zeros((len(idx), width), dtype=np.int64)
-            for row, i in enumerate(idx):
-                arr[row, : len(ids[i])] = ids[i]
-                mask[row, : len(ids[i])] = 1
-            logits = module(torch.from_numpy(arr), torch.from_numpy(mask)).float()
+            arr, mask = pad_batch([ids[i] for i in idx], pad)
+            logits = module(arr, mask).float()
             for i, p in zip(idx, logits.argmax(-1).tolist(), strict=True):
                 preds[i] = p
     seconds = time.perf_counter() - t0

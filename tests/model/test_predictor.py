@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from docstream.model import predictor as pred_mod
-from docstream.model.predictor import Predictor, pick_precision, quantize_int8
+from docstream.model.predictor import Predictor, check_precision, pick_precision, quantize_int8
 
 CPU = torch.device("cpu")
 
@@ -72,5 +74,32 @@ def test_int8_quantizes_linears_and_keeps_predictions_close() -> None:
 
 
 def test_int8_refuses_a_gpu() -> None:
-    with pytest.raises(ValueError, match="CPU only"):
-        Predictor(TinyClassifier(), device="meta", precision="int8")
+    """A CUDA device with int8 is refused before anything touches the device.
+
+    No GPU is needed: the check runs on the requested device's type, before the module is
+    moved, so this holds on a CPU-only machine and on a GPU machine alike.
+    """
+    with pytest.raises(ValueError, match=r"int8 .* CPU only, not cuda"):
+        check_precision(torch.device("cuda"), "int8")
+    with pytest.raises(ValueError, match=r"int8 .* CPU only, not cuda:1"):
+        Predictor(TinyClassifier(), device="cuda:1", precision="int8")
+    check_precision(CPU, "int8")  # allowed on CPU
+    check_precision(torch.device("cuda"), "bf16")  # other modes are fine on a GPU
+
+
+def test_unresolved_or_unknown_precision_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown precision 'auto'"):
+        check_precision(CPU, "auto")
+    fp8: Any = "fp8"  # not a Precision: what a typo in a config would pass
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        Predictor(TinyClassifier(), device="cpu", precision=fp8)
+
+
+def test_logits_keep_input_order_across_token_budget_batches() -> None:
+    """Sequences are sorted by length into batches; the logits come back in input order."""
+    module = TinyClassifier().eval()
+    rng = np.random.default_rng(1)
+    seqs = [list(rng.integers(1, 50, size=int(n))) for n in rng.integers(2, 30, size=40)]
+    batched = Predictor(module, device="cpu", precision="fp32", max_tokens_per_batch=64)
+    one_by_one = np.concatenate([batched.logits([s]) for s in seqs])
+    np.testing.assert_allclose(batched.logits(seqs), one_by_one, rtol=1e-5, atol=1e-5)
