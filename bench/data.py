@@ -3,6 +3,12 @@
 Every row reads the same JSON Lines file, written once per benchmark run. 5% of the documents
 are "long": 8 test posts of one label joined into one text, so that chunking and chunk
 aggregation are exercised (a long document is several 128-token model windows).
+
+AG News is read from `../shared` beside the repository (or $DOCSTREAM_SHARED); this module is
+the benchmark's one owner of that path. The full benchmark needs it. A quick run on a clone
+without it falls back to the generated news posts of the tests (tests/news_posts.py, written
+for this project) and says so in one line: its figures are a smoke test, not comparable with
+the README's.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ REPO = Path(__file__).resolve().parents[1]
 LONG_SHARE = 0.05
 POSTS_PER_LONG_DOC = 8
 FULL_SHORT_DOCS = 7600  # the whole AG News test split
+AG_NEWS_SOURCE = "AG News test split + long docs (8 posts each)"
+GENERATED_SOURCE = "generated news posts (tests/news_posts.py) + long docs (8 posts each)"
+GENERATED_PER_LABEL = 250  # 1,000 posts: more than a quick run samples
 
 
 def shared_dir() -> Path:
@@ -26,6 +35,33 @@ def shared_dir() -> Path:
 
 def ag_news_path() -> Path:
     return shared_dir() / "data" / "ag_news" / "ag_news.jsonl"
+
+
+def generated_test_split(per_label: int = GENERATED_PER_LABEL, seed: int = 0) -> list[dict]:
+    """Generated, labelled news posts (World/Sports/Business/Sci/Tech) as test rows."""
+    from tests.news_posts import labelled_rows  # the repository's tests package
+
+    return labelled_rows(train_per_label=0, test_per_label=per_label, seed=seed, long_share=0.0)
+
+
+@dataclass(frozen=True)
+class PostRows:
+    """The posts the benchmark documents are made of, and where they came from."""
+
+    rows: list[dict]
+    source: str
+    notice: str | None = None  # one line for stderr when the data is not AG News
+
+
+def post_rows(allow_generated: bool) -> PostRows:
+    """AG News test rows; without ../shared, generated posts if `allow_generated`."""
+    path = ag_news_path()
+    if path.is_file() or not allow_generated:
+        return PostRows(load_test_split(path), AG_NEWS_SOURCE)
+    rows = generated_test_split()
+    return PostRows(rows, GENERATED_SOURCE,
+                    f"no AG News at {path} (set DOCSTREAM_SHARED): quick run on {len(rows)} "
+                    "generated posts from tests/news_posts.py; figures not comparable")
 
 
 def load_test_split(path: Path | None = None) -> list[dict]:
@@ -53,6 +89,8 @@ class BenchData:
     n_docs: int
     n_short: int
     n_long: int
+    source: str = AG_NEWS_SOURCE
+    notice: str | None = None
 
 
 def make_docs(limit: int | None, seed: int = 0, test_rows: list[dict] | None = None) -> list[dict]:
@@ -85,14 +123,18 @@ def make_docs(limit: int | None, seed: int = 0, test_rows: list[dict] | None = N
     return docs
 
 
-def write_data(out_dir: Path, limit: int | None, seed: int = 0) -> BenchData:
-    docs = make_docs(limit, seed)
+def write_data(out_dir: Path, limit: int | None, seed: int = 0,
+               allow_generated: bool = False) -> BenchData:
+    """Write the benchmark documents; `allow_generated`: fall back to generated posts when
+    AG News is not available (quick runs)."""
+    source = post_rows(allow_generated)
+    docs = make_docs(limit, seed, source.rows)
     path = out_dir / "bench_docs.jsonl"
     with path.open("w", encoding="utf-8") as f:
         for d in docs:
             f.write(json.dumps(d, ensure_ascii=False) + "\n")
     n_long = sum(d["id"].startswith("bench-long-") for d in docs)
-    return BenchData(path, len(docs), len(docs) - n_long, n_long)
+    return BenchData(path, len(docs), len(docs) - n_long, n_long, source.source, source.notice)
 
 
 def read_docs(path: Path | str) -> list[dict]:

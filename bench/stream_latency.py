@@ -14,7 +14,9 @@ Each run uses a fresh topic and a fresh PostgreSQL database (dropped afterwards)
   row's `processed_at` − that time. The job is started and warmed up first.
 - idle: with nothing to read, the CPU used by the job's Python and Prism processes over 10 s.
 
-Texts are AG News posts from the shared data folder (read, never copied into the repo).
+Texts come from --data (the benchmark passes its own file), else AG News from the shared data
+folder (read, never copied into the repo; bench/data.py finds it), else generated news posts
+(tests/news_posts.py) with a one-line notice on stderr.
 Prints a JSON document (and writes it to --json).
 """
 
@@ -42,11 +44,11 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.measure import TreeSampler  # noqa: E402 - after the sys.path set-up above
+from bench.data import ag_news_path, generated_test_split  # noqa: E402 - after sys.path set-up
+from bench.measure import TreeSampler  # noqa: E402
 from docstream.streaming.admin import ensure_topic  # noqa: E402
 from docstream.streaming.producer import PostProducer, ProduceStats  # noqa: E402
 
-SHARED = Path(os.environ.get("DOCSTREAM_SHARED", REPO.parent / "shared"))
 PG_ADMIN = os.environ.get("DOCSTREAM_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
@@ -54,9 +56,14 @@ DATA: Path | None = None  # --data: read texts from this JSON Lines file instead
 
 
 def texts(n: int) -> list[str]:
-    path = DATA or SHARED / "data" / "ag_news" / "ag_news.jsonl"
-    with open(path, encoding="utf-8") as f:
-        all_texts = [json.loads(line)["text"] for line in f if line.strip()]
+    path = DATA or ag_news_path()
+    if DATA is None and not path.is_file():
+        all_texts = [r["text"] for r in generated_test_split()]
+        print(f"[stream_latency] no AG News at {path} (set DOCSTREAM_SHARED): using "
+              f"{len(all_texts)} generated posts from tests/news_posts.py", file=sys.stderr)
+    else:
+        with open(path, encoding="utf-8") as f:
+            all_texts = [json.loads(line)["text"] for line in f if line.strip()]
     random.Random(7).shuffle(all_texts)
     return [all_texts[i % len(all_texts)] for i in range(n)]
 
@@ -305,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=900.0)
     p.add_argument("--json", type=Path)
     p.add_argument("--data", type=Path, help="JSON Lines file to take texts from (default: the "
-                   "shared AG News file); the benchmark passes its own file, long docs included")
+                   "shared AG News file, else generated posts); the benchmark passes its own file, "
+                   "long docs included")
     args = p.parse_args(argv)
     global DATA
     DATA = args.data

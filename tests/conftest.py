@@ -1,9 +1,14 @@
-"""Session-wide fixtures: real services started by the repo's own script, fresh databases."""
+"""Session-wide fixtures: real services started by the repo's own script, fresh databases,
+generated data, and the markers derived from the fixtures a test uses.
+
+Tests run on data the repository ships or generates (tests/news_posts.py); `shared_data` is
+the one place that knows where the real datasets live (`../shared`, or $DOCSTREAM_SHARED),
+for tests that are explicitly about them.
+"""
 
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,21 +17,29 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.kafka_fixtures import kafka_bootstrap, kafka_topic, stream_jobs  # noqa: F401 (fixtures)
+from tests.news_posts import write_labelled
+from tests.services import PG_ADMIN_URL, PG_HOST, PG_PORT, REPO, dev_services
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("DOCSTREAM_SHARED", REPO.parent / "shared"))
-PG_HOST = os.environ.get("DOCSTREAM_PG_HOST", "127.0.0.1")
-PG_PORT = os.environ.get("DOCSTREAM_PG_PORT", "5432")
-PG_ADMIN_URL = f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/postgres"
+KAFKA_FIXTURES = frozenset({"kafka_bootstrap", "kafka_topic", "stream_jobs"})
+POSTGRES_FIXTURES = frozenset({"postgres_server", "pg_url"})
+# a `docstream run` subprocess, a model trained for the test: tens of seconds
+SLOW_FIXTURES = frozenset({"stream_jobs", "train_tiny"})
 
 
-def dev_services(*args: str) -> None:
-    """Run scripts/dev-services; a failure fails the test session loudly (never a skip)."""
-    proc = subprocess.run([str(REPO / "scripts" / "dev-services"), *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=900)
-    if proc.returncode != 0:
-        raise RuntimeError(f"scripts/dev-services {' '.join(args)} failed:\n"
-                           f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `kafka` / `postgres` / `slow` from the fixtures each test uses, so that the
+    markers cannot drift from what a test needs. `db_url` needs PostgreSQL only in its
+    postgres parametrization."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        if names & KAFKA_FIXTURES:
+            item.add_marker(pytest.mark.kafka)
+        if names & POSTGRES_FIXTURES or params.get("db_url") == "postgres":
+            item.add_marker(pytest.mark.postgres)
+        if names & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -35,10 +48,24 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not (SHARED / "data").is_dir():
-        raise RuntimeError(f"shared data not found at {SHARED}; set DOCSTREAM_SHARED")
-    return SHARED
+def shared_data() -> Path:
+    """`../shared/data` beside the repository (or $DOCSTREAM_SHARED/data): the real datasets.
+
+    Only for tests that are explicitly about those datasets; every other test uses the
+    repository's own or generated data, so a bare clone runs the whole suite."""
+    base = Path(os.environ.get("DOCSTREAM_SHARED") or REPO.parent / "shared")
+    path = base / "data"
+    if not path.is_dir():
+        pytest.skip(f"this test is about the real datasets; {path} is not available "
+                    "(set DOCSTREAM_SHARED)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def news_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Generated labelled news posts (World/Sports/Business/Sci/Tech), JSON Lines with
+    `train` (400 rows) and `test` (200 rows) splits, 5% long documents; see news_posts.py."""
+    return write_labelled(tmp_path_factory.mktemp("news-data") / "news.jsonl")
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,10 @@
 """Kafka fixtures for the streaming tests (real broker, real PostgreSQL).
 
 tests/conftest.py re-exports them to every test; the helpers are in
-tests/stream_helpers.py. The broker and PostgreSQL are started by
-scripts/dev-services; a failure fails the session loudly, never a skip. Every test gets
+tests/stream_helpers.py. The broker is started by `scripts/dev-services start kafka`
+(tests/services.py); a failure fails the session loudly, never a skip. Every test gets
 unique topics (deleted afterwards) and, through the root conftest's `pg_url`, its own
-database.
+PostgreSQL database. The root conftest marks every test that uses these fixtures `kafka`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 from kafka.admin import KafkaAdminClient
 
-from tests.stream_helpers import BOOTSTRAP, StreamJob, dev_services
+from tests.services import BOOTSTRAP, dev_services
+from tests.stream_helpers import StreamJob
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
-    dev_services("start", "kafka", "postgres")
+    dev_services("start", "kafka")
     return BOOTSTRAP
 
 

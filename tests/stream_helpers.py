@@ -1,12 +1,11 @@
-"""Helpers of the streaming tests: real posts, bad messages, publishing, the job as a
-subprocess, database look-ups. The fixtures are in kafka_fixtures.py."""
+"""Helpers of the streaming tests: generated posts (tests/news_posts.py), bad messages,
+publishing, the job as a subprocess, database look-ups. The fixtures are in kafka_fixtures.py."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -18,19 +17,10 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("DOCSTREAM_SHARED", REPO.parent / "shared"))
-KAFKA_HOST = os.environ.get("DOCSTREAM_KAFKA_HOST", "127.0.0.1")
-KAFKA_PORT = os.environ.get("DOCSTREAM_KAFKA_PORT", "9092")
-BOOTSTRAP = f"{KAFKA_HOST}:{KAFKA_PORT}"
-
-
-def dev_services(*args: str, timeout: float = 900) -> None:
-    proc = subprocess.run([str(REPO / "scripts" / "dev-services"), *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"scripts/dev-services {' '.join(args)} failed:\n"
-                           f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+from tests.news_posts import post_texts
+from tests.services import BOOTSTRAP as BOOTSTRAP  # re-exported for the streaming tests
+from tests.services import REPO
+from tests.services import dev_services as dev_services
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
@@ -45,21 +35,10 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
         time.sleep(interval)
 
 
-def ag_news_texts(n: int, seed: int = 0) -> list[str]:
-    """Real news texts from the shared AG News file (read, never copied into the repo)."""
-    path = SHARED / "data" / "ag_news" / "ag_news.jsonl"
-    if not path.is_file():
-        raise RuntimeError(f"shared data not found at {path}; set DOCSTREAM_SHARED")
-    with open(path, encoding="utf-8") as f:
-        texts = [json.loads(line)["text"] for line in f if line.strip()]
-    random.Random(seed).shuffle(texts)
-    return [texts[i % len(texts)] for i in range(n)]
-
-
 def make_posts(n: int, prefix: str, seed: int = 0) -> list[tuple[bytes, bytes]]:
-    """(key, value) for n valid posts with ids prefix-0 … prefix-(n-1)."""
+    """(key, value) for n valid, generated news posts with ids prefix-0 … prefix-(n-1)."""
     out = []
-    for i, t in enumerate(ag_news_texts(n, seed)):
+    for i, t in enumerate(post_texts(n, seed)):
         doc_id = f"{prefix}-{i}"
         out.append((doc_id.encode(), json.dumps({"id": doc_id, "text": t, "kind": "news",
                                                  "source": "test"}).encode()))

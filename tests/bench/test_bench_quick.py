@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.data import LONG_SHARE, POSTS_PER_LONG_DOC, make_docs
+from bench.data import GENERATED_SOURCE, LONG_SHARE, POSTS_PER_LONG_DOC, make_docs, post_rows
 from bench.measure import TreeSampler
 from bench.report import TARGETS, ratios, table
 
@@ -40,6 +40,20 @@ def test_full_size_is_the_whole_test_split_plus_long_docs() -> None:
     docs = make_docs(None, test_rows=fake_rows(760))
     assert sum(not d["id"].startswith("bench-long-") for d in docs) == 760
     assert sum(d["id"].startswith("bench-long-") for d in docs) == 40
+
+
+def test_without_shared_only_a_quick_run_falls_back_to_generated_posts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DOCSTREAM_SHARED", str(tmp_path))  # no data/ag_news there
+    with pytest.raises(FileNotFoundError, match="DOCSTREAM_SHARED"):
+        post_rows(allow_generated=False)  # the full benchmark needs AG News
+    rows = post_rows(allow_generated=True)
+    assert rows.source == GENERATED_SOURCE and rows.notice and "\n" not in rows.notice
+    assert {r["label"] for r in rows.rows} == {"World", "Sports", "Business", "Sci/Tech"}
+    assert all(r["split"] == "test" for r in rows.rows)
+    docs = make_docs(400, test_rows=rows.rows)
+    assert len(docs) == 400 and sum(d["id"].startswith("bench-long-") for d in docs) == 20
 
 
 def test_tree_sampler_counts_children() -> None:
@@ -87,15 +101,19 @@ def test_stream_row_says_why_it_is_not_available(monkeypatch, tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_quick_run_writes_the_json(tmp_path: Path) -> None:
+    """As on a bare clone: no ../shared, so the quick run uses generated posts and says so."""
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--limit", "40", "--rows", FAST_ROWS,
          "--json", str(out), "--row-timeout", "240"],
         cwd=REPO, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), "DOCSTREAM_SHARED": str(tmp_path / "none")},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    notices = [line for line in proc.stderr.splitlines() if "no AG News at" in line]
+    assert len(notices) == 1 and "generated posts" in notices[0], proc.stderr[-3000:]
     doc = json.loads(out.read_text())
+    assert doc["data"]["source"] == GENERATED_SOURCE
     assert {"machine", "results", "ratios", "accuracy", "data"} <= set(doc)
     for key in ("cpu", "logical_cores", "torch", "torch_threads", "docstream_dtype"):
         assert key in doc["machine"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -12,18 +11,14 @@ from docstream.model.errors import ArtifactError
 from docstream.model.loader import load_model
 from docstream.training.train import TrainConfig, TrainResult, train
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # peft calls a transformers API that is deprecated in v5; not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing:FutureWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing:FutureWarning"),
+              pytest.mark.slow]  # the module trains a LoRA artifact first
 
 
 @pytest.fixture(scope="module")
-def lora_artifact(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
-    base = Path(os.environ.get("DOCSTREAM_SHARED", REPO_ROOT.parent / "shared"))
-    data = base / "data" / "ag_news" / "ag_news.jsonl"
-    if not data.is_file():
-        pytest.skip(f"{data} is not available")
-    config = TrainConfig(data=data, out=tmp_path_factory.mktemp("artifact"), mode="lora",
+def lora_artifact(news_data: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    config = TrainConfig(data=news_data, out=tmp_path_factory.mktemp("artifact"), mode="lora",
                          max_rows=40, epochs=1, progress=False, limit_minutes=None)
     return train(config, note=lambda _m: None)
 

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from sqlalchemy import create_engine
 
 from docstream.model.artifact import read_manifest
@@ -19,8 +18,6 @@ from docstream.pipelines.model_watch import Located, ModelWatch
 from docstream.store.migrate import upgrade
 from docstream.store.registry import promote, register
 from tests.stream_helpers import StreamJob, count_results, make_posts, publish, rows, scalar, wait_for
-
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 
 START_S = 120
 

@@ -27,8 +27,6 @@ from tests.stream_helpers import (
     wait_for,
 )
 
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
-
 START_S = 120  # a job's start (imports, Prism) plus slack on a busy 2-core machine
 
 

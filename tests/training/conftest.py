@@ -1,45 +1,24 @@
-"""Fixtures for the training tests: the shared data folder and tiny trained artifacts."""
+"""Fixtures for the training tests: tiny trained artifacts on the generated news data
+(`news_data` in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from docstream.training.train import TrainConfig, TrainResult, train
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-AG_LABELS = ["World", "Sports", "Business", "Sci/Tech"]
-
-
-@pytest.fixture(scope="session")
-def shared_data_dir() -> Path:
-    """`../shared/data` next to the repository (or $DOCSTREAM_SHARED/data)."""
-    base = Path(os.environ.get("DOCSTREAM_SHARED", REPO_ROOT.parent / "shared"))
-    path = base / "data"
-    if not path.is_dir():
-        pytest.skip(f"shared data folder {path} is not available")
-    return path
-
-
-@pytest.fixture(scope="session")
-def ag_news(shared_data_dir: Path) -> Path:
-    """The AG News JSONL file (train sample + test split)."""
-    path = shared_data_dir / "ag_news" / "ag_news.jsonl"
-    if not path.is_file():
-        pytest.skip(f"{path} is not available")
-    return path
+from tests.news_posts import LABELS as NEWS_LABELS
 
 
 def tiny_config(data: Path, out: Path, mode: str, **overrides: object) -> TrainConfig:
-    """120 AG News train rows (108 train + 12 val), one epoch: seconds on a CPU."""
+    """120 generated train rows (108 train + 12 val), one epoch: seconds on a CPU."""
     settings: dict[str, object] = {
         "data": data,
         "out": out,
         "mode": mode,
-        "labels": AG_LABELS,
+        "labels": NEWS_LABELS,
         "max_rows": 120,
         "epochs": 1,
         "seed": 0,
@@ -53,13 +32,13 @@ def tiny_config(data: Path, out: Path, mode: str, **overrides: object) -> TrainC
 
 
 @pytest.fixture(scope="session")
-def train_tiny(ag_news: Path, tmp_path_factory: pytest.TempPathFactory
+def train_tiny(news_data: Path, tmp_path_factory: pytest.TempPathFactory
                ) -> Callable[..., TrainResult]:
     """Train a tiny model into a fresh temporary folder: train_tiny(mode, **overrides)."""
 
     def run(mode: str, **overrides: object) -> TrainResult:
         out = tmp_path_factory.mktemp(f"tiny-{mode}")
-        return train(tiny_config(ag_news, out, mode, **overrides), note=lambda _m: None)
+        return train(tiny_config(news_data, out, mode, **overrides), note=lambda _m: None)
 
     return run
 

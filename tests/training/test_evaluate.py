@@ -15,8 +15,8 @@ REPORT_KEYS = {"accuracy", "macro_f1", "per_class", "confusion", "ece", "slices"
                "max_slice_gap", "n", "model", "precision"}
 
 
-def test_evaluate_writes_report(lora_model: TrainResult, ag_news: Path, tmp_path: Path) -> None:
-    result = evaluate(ag_news, tmp_path / "report", model_dir=lora_model.out, split="test",
+def test_evaluate_writes_report(lora_model: TrainResult, news_data: Path, tmp_path: Path) -> None:
+    result = evaluate(news_data, tmp_path / "report", model_dir=lora_model.out, split="test",
                       limit=120, slice_by=["id"])
     report = json.loads((tmp_path / "report" / "report.json").read_text(encoding="utf-8"))
     assert set(report) >= REPORT_KEYS
@@ -35,31 +35,34 @@ def test_evaluate_writes_report(lora_model: TrainResult, ag_news: Path, tmp_path
     assert "confusion.png" in html and "reliability.png" in html
 
 
-def test_cli_min_accuracy_gate(head_model: TrainResult, ag_news: Path, tmp_path: Path,
+def test_cli_min_accuracy_gate(head_model: TrainResult, news_data: Path, tmp_path: Path,
                                capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["evaluate", "--model", str(head_model.out), "--data", str(ag_news),
+    args = ["evaluate", "--model", str(head_model.out), "--data", str(news_data),
             "--split", "test", "--limit", "60", "--report", str(tmp_path / "r")]
     assert main([*args, "--min-accuracy", "0.99"]) == 1
     assert "below --min-accuracy" in capsys.readouterr().err
-    assert main([*args, "--min-accuracy", "0.0"]) == 0
+    # The tiny head (108 generated posts, one epoch) scores 0.93 on these 60 test posts: it
+    # has learnt the topics, and the gate lets it through below that.
+    assert main([*args, "--min-accuracy", "0.8"]) == 0
 
 
-def test_cli_errors_are_one_line(head_model: TrainResult, ag_news: Path, tmp_path: Path,
+def test_cli_errors_are_one_line(head_model: TrainResult, news_data: Path, tmp_path: Path,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", "--model", str(head_model.out), "--data",
                  str(tmp_path / "nope.jsonl"), "--report", str(tmp_path / "r")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert main(["evaluate", "--model", str(tmp_path / "no-model"), "--data", str(ag_news),
+    assert main(["evaluate", "--model", str(tmp_path / "no-model"), "--data", str(news_data),
                  "--report", str(tmp_path / "r")]) == 2
     assert "not a directory" in capsys.readouterr().err
-    assert main(["train", "--data", str(ag_news), "--out", str(tmp_path / "m"),
+    assert main(["train", "--data", str(news_data), "--out", str(tmp_path / "m"),
                  "--val-fraction", "0.9"]) == 2
     assert "val_fraction" in capsys.readouterr().err
 
 
-def test_cli_train_head(ag_news: Path, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_cli_train_head(news_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli-head"
-    code = main(["train", "--data", str(ag_news), "--out", str(out), "--mode", "head",
+    code = main(["train", "--data", str(news_data), "--out", str(out), "--mode", "head",
                  "--max-rows", "60", "--epochs", "2", "--name", "cli", "--version", "9.9.9",
                  "--no-progress"])
     assert code == 0

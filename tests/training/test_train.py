@@ -16,18 +16,18 @@ from docstream.model.loader import load_model
 from docstream.training import checkpoint as ckpt
 from docstream.training.config import TrainConfig
 from docstream.training.train import TrainResult, train
+from tests.news_posts import LABELS as NEWS_LABELS
 
-AG_LABELS = ["World", "Sports", "Business", "Sci/Tech"]
 # peft calls a transformers API that is deprecated in v5; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing:FutureWarning")
 
 
-def check_manifest(result: TrainResult, ag_news: Path, mode: str) -> None:
+def check_manifest(result: TrainResult, news_data: Path, mode: str) -> None:
     m = read_manifest(result.out)
     assert m == result.manifest
     assert m.mode == mode
-    assert m.labels == AG_LABELS
-    assert m.training.data_sha256 == hashlib.sha256(ag_news.read_bytes()).hexdigest()
+    assert m.labels == NEWS_LABELS
+    assert m.training.data_sha256 == hashlib.sha256(news_data.read_bytes()).hexdigest()
     assert m.training.rows["train"] == 108 and m.training.rows["val"] == 12
     hp = m.training.hyperparameters
     assert hp["mode"] == mode and hp["epochs"] == 1 and hp["seed"] == 0 and hp["max_rows"] == 120
@@ -42,15 +42,15 @@ def check_manifest(result: TrainResult, ag_news: Path, mode: str) -> None:
     assert not (result.out / "checkpoints").exists()
 
 
-def test_head_mode_artifact(head_model: TrainResult, ag_news: Path) -> None:
-    check_manifest(head_model, ag_news, "head")
+def test_head_mode_artifact(head_model: TrainResult, news_data: Path) -> None:
+    check_manifest(head_model, news_data, "head")
     assert sorted(p.name for p in head_model.out.iterdir()) == [HEAD_FILE, "manifest.json"]
     loaded = load_model(head_model.out)
     assert loaded.module.head.out_features == 4
 
 
-def test_lora_mode_artifact(lora_model: TrainResult, ag_news: Path) -> None:
-    check_manifest(lora_model, ag_news, "lora")
+def test_lora_mode_artifact(lora_model: TrainResult, news_data: Path) -> None:
+    check_manifest(lora_model, news_data, "lora")
     m = lora_model.manifest
     assert m.lora is not None and m.lora["r"] == 16 and m.lora["alpha"] == 32
     adapter = lora_model.out / "adapter"
@@ -73,11 +73,12 @@ def test_same_seed_same_head_weights(head_model: TrainResult,
     assert again.manifest.weights_sha256 == head_model.manifest.weights_sha256
 
 
+@pytest.mark.slow
 def test_resume_continues_to_the_same_weights(
-    ag_news: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    news_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def config(out: Path, **kw: object) -> TrainConfig:
-        return TrainConfig(data=ag_news, out=out, mode="head", labels=AG_LABELS, max_rows=80,
+        return TrainConfig(data=news_data, out=out, mode="head", labels=NEWS_LABELS, max_rows=80,
                            epochs=3, patience=5, progress=False, limit_minutes=None, **kw)
 
     straight = train(config(tmp_path / "straight"), note=lambda _m: None)
@@ -100,8 +101,8 @@ def test_resume_continues_to_the_same_weights(
     assert resumed.manifest.weights_sha256 == straight.manifest.weights_sha256
 
 
-def test_bad_settings_are_config_errors(ag_news: Path, tmp_path: Path) -> None:
-    cfg = TrainConfig(data=ag_news, out=tmp_path, labels=["World", "Sports"], max_rows=50,
+def test_bad_settings_are_config_errors(news_data: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig(data=news_data, out=tmp_path, labels=["World", "Sports"], max_rows=50,
                       progress=False)
     with pytest.raises(ConfigError, match="not in --labels"):
         train(cfg, note=lambda _m: None)
