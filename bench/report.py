@@ -101,8 +101,8 @@ def table(doc: dict) -> str:
                  f"{d['n_long']:,} long docs of 8 posts){' [quick]' if doc['quick'] else ''}")
     m_flags = m.get("cpu_flags")
     if m_flags is not None:
-        lines.append(f"cpu flags: {', '.join(m_flags) or 'none of avx512_bf16/amx'} (NOTES.md "
-                     "reference figures are from a Xeon with AMX)")
+        lines.append(f"cpu flags: {', '.join(m_flags) or 'none of avx512_bf16/amx'} (the reference "
+                     "figures in bench/README.md are from a Xeon with AMX)")
     busy = [f"{when}: {what}" for when, what in (doc.get("contention") or {}).items() if what]
     if busy:
         lines.append(f"CAUTION: CPU contended ({'; '.join(busy)}); figures are low and noisy")

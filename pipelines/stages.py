@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -150,6 +149,3 @@ class FailedInferenceToOutcome(beam.DoFn):
                                                f"the model failed on this batch: {message}"))
             yield outcome
 
-
-def now_ms() -> float:
-    return time.perf_counter() * 1000

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
-from .tables import ClassificationRow, DeadLetterRow
+from .tables import ClassificationRow
 
 RESULT_COLUMNS = (
     "source", "id", "label", "score", "needs_review", "model_name", "model_version",
@@ -43,18 +43,3 @@ def query_results(
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(stmt)]
 
-
-def label_counts(engine: Engine, run_id: str | None = None) -> dict[str, int]:
-    stmt = select(ClassificationRow.label, func.count()).group_by(ClassificationRow.label)
-    if run_id:
-        stmt = stmt.where(ClassificationRow.run_id == run_id)
-    with engine.connect() as conn:
-        return {label: int(n) for label, n in conn.execute(stmt)}
-
-
-def dead_letter_counts(engine: Engine, run_id: str | None = None) -> dict[str, int]:
-    stmt = select(DeadLetterRow.reason, func.count()).group_by(DeadLetterRow.reason)
-    if run_id:
-        stmt = stmt.where(DeadLetterRow.run_id == run_id)
-    with engine.connect() as conn:
-        return {reason: int(n) for reason, n in conn.execute(stmt)}

@@ -8,7 +8,7 @@ crash between the two republishes it on restart (a duplicate on the dead-letter 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kafka import KafkaProducer
@@ -111,6 +111,3 @@ class DeadLetterPublisher:
             finally:
                 self._producer = None
 
-
-def dlq_topics(topics: Sequence[str], suffix: str = DLQ_SUFFIX) -> list[str]:
-    return [dlq_topic(t, suffix) for t in topics]

@@ -51,11 +51,6 @@ def epoch_batches(
     return [batches[i] for i in perm]
 
 
-def count_batches(lengths: Sequence[int], max_tokens: int, max_batch_size: int) -> int:
-    """About how many batches an epoch has (exact for seed 0), for the LR schedule."""
-    return len(epoch_batches(lengths, max_tokens, max_batch_size, seed=0))
-
-
 def fixed_batches(n: int, batch_size: int, seed: int) -> list[list[int]]:
     """Shuffled fixed-size batches of indices (for head training on cached embeddings)."""
     order = np.random.default_rng(seed).permutation(n)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,7 +62,6 @@ def prepare_rows(
     preprocessor: Preprocessor,
     *,
     batch_size: int = 1024,
-    on_batch: Callable[[int], None] | None = None,
 ) -> PreparedDocs:
     """Prepare rows in batches; rows whose label is not in `labels` must not be passed.
 
@@ -71,7 +70,6 @@ def prepare_rows(
         labels: the model's label list (index = class id).
         preprocessor: the shared preprocessor.
         batch_size: rows per `prepare` call.
-        on_batch: called with the number of rows done after each batch (for progress).
     """
     index = {lab: i for i, lab in enumerate(labels)}
     kept: list[Row] = []
@@ -88,6 +86,4 @@ def prepare_rows(
                 ys.append(index[row.label])
             else:
                 errors[out.reason] += 1
-        if on_batch is not None:
-            on_batch(min(start + batch_size, len(rows)))
     return PreparedDocs(kept, docs, np.asarray(ys, dtype=np.int64), dict(errors))

@@ -19,7 +19,7 @@ def cpu_model() -> str:
 
 
 def cpu_flags() -> list[str]:
-    """The CPU features that decide bf16 speed (AMX is what NOTES.md's Xeon had)."""
+    """The CPU features that decide bf16 speed (the reference Xeon had AMX)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             flags = next((line.split(":", 1)[1].split() for line in f
