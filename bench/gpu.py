@@ -63,6 +63,8 @@ from transformers import AutoConfig, AutoModel  # noqa: E402
 
 # Packages the GPU machine does not have: docstream's model modules must not need them.
 ABSENT_ON_GPU_BOX = ("apache_beam", "spacy", "sqlalchemy", "psycopg", "kafka", "pydantic")
+# What `docstream` offers in a plain checkout: the package root and its import-free errors.
+CHECKOUT_DOCSTREAM = ("docstream", "docstream.errors")
 # Every model module this script uses; each must import with the packages above blocked.
 DOCSTREAM_MODEL_MODULES = ("model.batching", "model.tensors", "model.predictor", "model.classifier",
                            "model.aggregate", "model.classify", "model.build")
@@ -95,7 +97,11 @@ class _Blocker(importlib.abc.MetaPathFinder):
         self.attempts: list[str] = []
 
     def find_spec(self, fullname, path, target=None):
-        if fullname.split(".")[0] in self.names:
+        # The GPU machine has a plain checkout, not the installed package: docstream/ there
+        # holds only the import-free root, so docstream.model, docstream.store ... are absent
+        # too (an editable install would hide a model module importing them absolutely).
+        installed_only = fullname.startswith("docstream.") and fullname not in CHECKOUT_DOCSTREAM
+        if fullname.split(".")[0] in self.names or installed_only:
             self.attempts.append(fullname)
             raise ModuleNotFoundError(f"No module named {fullname!r} (blocked: absent on the "
                                       "GPU machine)", name=fullname)
