@@ -8,7 +8,6 @@ for tests that are explicitly about them.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,11 +52,12 @@ def shared_data() -> Path:
 
     Only for tests that are explicitly about those datasets; every other test uses the
     repository's own or generated data, so a bare clone runs the whole suite."""
-    base = Path(os.environ.get("DOCSTREAM_SHARED") or REPO.parent / "shared")
-    path = base / "data"
-    if not path.is_dir():
-        pytest.skip(f"this test is about the real datasets; {path} is not available "
-                    "(set DOCSTREAM_SHARED)")
+    from bench.data import shared_dir  # the one computation of the path (benchmark and tests)
+
+    path = shared_dir() / "data"
+    if not path.is_dir():  # fail loudly: a quiet skip would hide a test that never runs
+        raise RuntimeError(f"this test is about the real datasets; {path} is not available "
+                           "(set DOCSTREAM_SHARED)")
     return path
 
 
