@@ -65,6 +65,9 @@ def parse_raw(raw: RawInput) -> ParsedItem | FailedRecord:
     t0 = time.perf_counter()
     payload = raw.payload
     digest = sha256(payload)
+    if raw.unreadable is not None:
+        reason, message = raw.unreadable
+        return _dead(raw, digest, "decode", reason, message)
     if len(payload) > MAX_PAYLOAD_BYTES:
         return _dead(raw, digest, "decode", "oversize",
                      f"input is {len(payload):,} bytes, over the {MAX_PAYLOAD_BYTES:,}-byte limit; "

@@ -18,12 +18,18 @@ from docstream.schemas.post import Post
 
 @dataclass(frozen=True, slots=True)
 class RawInput:
-    """Bytes as they arrived, and where from."""
+    """Bytes as they arrived, and where from.
+
+    `unreadable` is set (reason code, sentence) when the source could not read the input at
+    this position at all (e.g. a Kafka record batch in an unknown codec or failing its CRC):
+    parsing turns it into a dead letter without looking at `payload`.
+    """
 
     position: InputPosition
     payload: bytes
     key: bytes | None = None
     timestamp_ms: int | None = None
+    unreadable: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

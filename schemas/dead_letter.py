@@ -8,7 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .position import InputPosition
 
-Stage = Literal["decode", "parse", "validate", "preprocess", "inference", "postprocess"]
+# "store": the database refused the record itself (e.g. a value it cannot hold); see store.writer
+Stage = Literal[
+    "decode", "parse", "validate", "preprocess", "inference", "postprocess", "store",
+]
 
 
 class DeadLetter(BaseModel):
