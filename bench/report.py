@@ -144,6 +144,8 @@ def table(doc: dict) -> str:
             extra = ""
             if name == "model":
                 extra = f"  (forward {s['forward_s']} s, post-processing {s['post_s']} s)"
+            elif name == "parse" and s.get("checks_us_per_doc") is not None:
+                extra = f"  (input checks alone {s['checks_us_per_doc']} us/doc)"
             lines.append(f"  {name:<18} {_fmt(s['us_per_doc']):>9} us/doc "
                          f"{_fmt(s['docs_s']):>11} docs/s {100 * (s['share'] or 0):5.1f}%{extra}")
     acc = res.get("accuracy", {})

@@ -12,7 +12,7 @@ import apache_beam as beam
 from docstream.errors import ConfigError
 from docstream.schemas.position import InputPosition
 
-from .parse import MAX_PAYLOAD_BYTES
+from .parse import MAX_PAYLOAD_BYTES, UTF8_BOM
 from .records import RawBatch, RawInput
 
 LINES_PER_ELEMENT = 256
@@ -43,7 +43,8 @@ def iter_lines(path: str) -> Iterator[tuple[int, bytes]]:
     """(line number, raw bytes without the newline) for non-blank lines.
 
     A line longer than the payload limit is cut at limit+1 bytes and the rest skipped, so a
-    gigantic line never has to fit in memory; parsing then refuses it as oversize.
+    gigantic line never has to fit in memory; parsing then refuses it as oversize. A UTF-8
+    byte order mark at the start of the file (editors on Windows write one) is dropped.
     """
     with open(path, "rb") as f:
         number = 0
@@ -57,6 +58,8 @@ def iter_lines(path: str) -> Iterator[tuple[int, bytes]]:
                     rest = f.readline(1 << 20)
                     if not rest or rest.endswith(b"\n"):
                         break
+            if number == 1 and line.startswith(UTF8_BOM) and len(line) <= MAX_PAYLOAD_BYTES:
+                line = line[len(UTF8_BOM):]
             body = line.rstrip(b"\r\n")
             if body.strip():
                 yield number, body

@@ -1,14 +1,64 @@
-"""The input contract: one post (news article or social-media post)."""
+"""The input contract: one post (news article or social-media post).
+
+Characters a stored string may hold are the same for SQLite and PostgreSQL, and decided here:
+
+- every string field (id, text, title, source, lang; `kind` is one of two words) refuses NUL
+  (U+0000), which PostgreSQL text cannot hold, and lone UTF-16 surrogates (U+D800-U+DFFF, from
+  an unpaired `\\ud800` escape), which are not Unicode scalar values and cannot be encoded as
+  UTF-8 (pydantic refuses these itself, as `string_unicode`);
+- the identifying fields `id`, `source` and `lang` also refuse every other control character
+  (Unicode category Cc: U+0001-U+001F, U+007F-U+009F): they are keys and labels, and a tab,
+  newline or escape in them is a producer bug that would make equal-looking keys differ;
+- `text` and `title` keep the other controls: tabs and newlines are ordinary in text, and
+  cleaning (preprocess/clean.py) removes the rest from what the model reads;
+- `metadata` is not stored (results carry no metadata) and keeps what JSON allows, except
+  lone surrogates in its keys, which pydantic refuses as in any str.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 MAX_TEXT_CHARS = 100_000
 MAX_ID_CHARS = 256
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
+
+
+def forbidden_character(value: str, *, controls: bool) -> str | None:
+    """What makes `value` unstorable, in words, or None when it is fine.
+
+    NUL and lone surrogates always count; other control characters when `controls`.
+
+    Example:
+        >>> forbidden_character("a\\x00b", controls=False)
+        'a NUL character (U+0000) at position 1'
+        >>> forbidden_character("a\\tb", controls=False) is None
+        True
+    """
+    if controls:
+        if not value.isprintable() and (m := _CONTROL.search(value)):
+            what = "a NUL character" if m.group() == "\x00" else "a control character"
+            return f"{what} (U+{ord(m.group()):04X}) at position {m.start()}"
+    elif "\x00" in value:
+        return f"a NUL character (U+0000) at position {value.index(chr(0))}"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            return f"a lone surrogate (U+{ord(value[e.start]):04X}) at position {e.start}"
+    return None
+
+
+def _refuse(problem: str, advice: str) -> PydanticCustomError:
+    """The validation error for an unstorable string; its type is `forbidden_character`."""
+    return PydanticCustomError("forbidden_character", "contains {problem}; {advice}",
+                               {"problem": problem, "advice": advice})
 
 
 class Post(BaseModel):
@@ -40,13 +90,37 @@ class Post(BaseModel):
     def _id_not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("id must contain a non-space character")
+        if not value.isprintable() and (problem := forbidden_character(value, controls=True)):
+            raise _refuse(problem, "ids must be printable: remove tabs, newlines and other "
+                          "control characters")
+        return value
+
+    @field_validator("source", "lang")
+    @classmethod
+    def _printable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not value.isprintable() and (
+                problem := forbidden_character(value, controls=True)):
+            name = info.field_name or "the field"
+            raise _refuse(problem, f"{name} must be printable: "
+                          "remove tabs, newlines and other control characters")
         return value
 
     @field_validator("text")
     @classmethod
     def _text_not_blank(cls, value: str) -> str:
+        if "\x00" in value:
+            raise _refuse(forbidden_character(value, controls=False) or "NUL",
+                          "PostgreSQL cannot store it: remove NUL characters (\\u0000)")
         if not value.strip():
             raise ValueError("text is empty")
+        return value
+
+    @field_validator("title")
+    @classmethod
+    def _title_storable(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise _refuse(forbidden_character(value, controls=False) or "NUL",
+                          "PostgreSQL cannot store it: remove NUL characters (\\u0000)")
         return value
 
     @property

@@ -4,6 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from docstream.schemas import Classification, ModelRef, Post
+from docstream.schemas.post import forbidden_character
 
 
 def test_minimal_post_is_valid() -> None:
@@ -39,6 +40,40 @@ def test_invalid_posts_name_the_field(data: dict, field: str) -> None:
     with pytest.raises(ValidationError) as err:
         Post.model_validate(data)
     assert field in str(err.value)
+
+
+@pytest.mark.parametrize("field", ["id", "text", "title", "source", "lang"])
+@pytest.mark.parametrize("bad", ["a\x00b", "a\ud800", "\udfffa", "a\ude00\ud83d"])
+def test_stored_strings_refuse_nul_and_lone_surrogates(field: str, bad: str) -> None:
+    """What PostgreSQL cannot store is refused for SQLite too: one rule for both stores."""
+    with pytest.raises(ValidationError) as err:
+        Post.model_validate({"id": "p", "text": "x", field: bad})
+    (e,) = err.value.errors()
+    assert e["loc"] == (field,)
+    assert e["type"] in ("forbidden_character", "string_unicode")  # pydantic: surrogates
+
+
+@pytest.mark.parametrize("field", ["id", "source", "lang"])
+@pytest.mark.parametrize("control", ["\t", "\n", "\r", "\x1b", "\x7f", "\x85"])
+def test_keys_refuse_control_characters(field: str, control: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        Post.model_validate({"id": "p", "text": "x", field: f"a{control}b"})
+    assert err.value.errors()[0]["type"] == "forbidden_character"
+    assert f"U+{ord(control):04X}" in str(err.value)
+
+
+def test_text_and_title_keep_tabs_newlines_and_other_controls() -> None:
+    post = Post.model_validate({"id": "p", "text": "a\tb\nc\r\x01\x7f", "title": "t\x1b",
+                                "source": "wire · ☃", "lang": "zh-Hant",
+                                "metadata": {"k": "\x00\ud800"}})
+    assert post.text == "a\tb\nc\r\x01\x7f" and post.title == "t\x1b"
+
+
+def test_forbidden_character_says_what_and_where() -> None:
+    assert forbidden_character("ok \t", controls=False) is None
+    assert forbidden_character("ok \t", controls=True) == "a control character (U+0009) at position 3"
+    assert forbidden_character("é\ud800", controls=False) == "a lone surrogate (U+D800) at position 1"
+    assert forbidden_character("😀\x00", controls=True) == "a NUL character (U+0000) at position 1"
 
 
 def test_text_limit_is_inclusive() -> None:
