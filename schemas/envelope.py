@@ -22,6 +22,8 @@ class ResultRecord(BaseModel):
     kind: str | None = None
     title: str | None = None
     created_at: datetime | None = None
+    replay_of: str | None = Field(
+        default=None, description="Position (`ref`) of the dead letter this input replays.")
 
 
 class FailedRecord(BaseModel):
@@ -32,6 +34,8 @@ class FailedRecord(BaseModel):
     dead_letter: DeadLetter
     input_sha256: str
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    replay_of: str | None = Field(
+        default=None, description="Position (`ref`) of the dead letter this input replays.")
 
 
 class PartitionMark(BaseModel):

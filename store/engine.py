@@ -1,16 +1,26 @@
-"""Engines for the store: SQLite (WAL) by default, PostgreSQL via psycopg."""
+"""Engines for the store: SQLite (WAL) by default, PostgreSQL via psycopg.
+
+No message here carries a password: every URL goes through `masking.mask_url`.
+
+SQLite engines take over BEGIN from the `sqlite3` module (its "legacy transaction control"
+starts a transaction only before INSERT/UPDATE/DELETE, so a SAVEPOINT issued first would
+live outside the transaction and survive its rollback; see SQLAlchemy's "Transactions with
+SQLite and the sqlite3 driver"). The writer's record isolation relies on savepoints.
+"""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from .errors import StoreError
+from .errors import StoreError, StoreUnavailableError
+from .masking import mask_url
+from .transient import is_transient, short_reason
 
 DEFAULT_URL = "sqlite:///docstream.db"
 
@@ -22,12 +32,23 @@ def default_url() -> str:
 def _check_url(url: str) -> None:
     try:
         parsed = make_url(url)
-    except ArgumentError as e:
-        raise StoreError(f"bad database URL {url!r}: expected e.g. sqlite:///docstream.db "
-                         "or postgresql+psycopg://user@host:5432/db") from e
+    except (ArgumentError, ValueError) as e:
+        raise StoreError(f"bad database URL {mask_url(url)!r}: expected e.g. "
+                         "sqlite:///docstream.db or postgresql+psycopg://user@host:5432/db"
+                         ) from e
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise StoreError(f"unsupported database {parsed.get_backend_name()!r} in {url!r}; "
-                         "use sqlite:/// or postgresql+psycopg://")
+        raise StoreError(f"unsupported database {parsed.get_backend_name()!r} in "
+                         f"{mask_url(url)!r}; use sqlite:/// or postgresql+psycopg://")
+
+
+def _create(url: str, **kwargs: Any) -> Engine:
+    """create_engine, with a missing driver or a bad option said in one masked line."""
+    try:
+        return create_engine(url, **kwargs)
+    except (ArgumentError, ImportError) as e:
+        raise StoreError(f"cannot open the database at {mask_url(url)}: "
+                         f"{e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                         ) from e
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -36,6 +57,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+    # SQLAlchemy emits BEGIN (below), not the sqlite3 module: savepoints then nest properly
+    dbapi_conn.isolation_level = None
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN")
 
 
 def make_engine(url: str | None = None) -> Engine:
@@ -43,10 +70,11 @@ def make_engine(url: str | None = None) -> Engine:
     url = url or default_url()
     _check_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, poolclass=NullPool)
+        engine = _create(url, poolclass=NullPool)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+    return _create(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
 
 
 def make_readonly_engine(url: str | None = None) -> Engine:
@@ -61,8 +89,8 @@ def make_readonly_engine(url: str | None = None) -> Engine:
         if not os.path.exists(path):
             raise StoreError(f"no database at {path}; run `docstream run` first or pass --db")
         ro = f"sqlite:///file:{os.path.abspath(path)}?mode=ro&uri=true"
-        return create_engine(ro, poolclass=NullPool)
-    engine = create_engine(url, poolclass=NullPool)
+        return _create(ro, poolclass=NullPool)
+    engine = _create(url, poolclass=NullPool)
 
     @event.listens_for(engine, "connect")
     def _readonly(dbapi_conn: Any, _record: Any) -> None:
@@ -72,3 +100,25 @@ def make_readonly_engine(url: str | None = None) -> Engine:
         dbapi_conn.commit()
 
     return engine
+
+
+def check_reachable(engine: Engine) -> None:
+    """Open a connection and run `SELECT 1`, so that a job fails fast, before any work.
+
+    Raises `StoreUnavailableError` when the database is out of reach for now (refused,
+    timed out, starting up, locked: worth a retry later) and `StoreError` when it answered
+    but refused us (no such database, wrong password); one line each, password masked:
+    "cannot reach the database at postgresql+psycopg://app:***@db:5432/posts: connection
+    refused; is it running?"
+    """
+    where = mask_url(engine.url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except (SQLAlchemyError, OSError) as e:
+        if is_transient(e):
+            raise StoreUnavailableError(
+                f"cannot reach the database at {where}: {short_reason(e)}; is it running?"
+            ) from e
+        raise StoreError(f"cannot connect to the database at {where}: {short_reason(e)}; "
+                         "check the URL, the database name and the credentials") from e

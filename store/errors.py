@@ -9,3 +9,10 @@ class StoreError(DocstreamError):
 
 class StoreWriteError(StoreError):
     """A batch failed to write; it was rolled back as a whole."""
+
+
+class StoreUnavailableError(StoreWriteError):
+    """The database is (for now) out of reach or refused for a transient reason: connection
+    refused or lost, server restarting, serialization failure, deadlock, too many
+    connections, SQLite busy. Nothing of the batch was written; wait and retry it as it is
+    (see `docstream.store.transient.is_transient`)."""

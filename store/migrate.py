@@ -20,8 +20,9 @@ def alembic_config() -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database at `engine` to `revision` (default: the newest)."""
+    # The connection is handed over (migrations/env.py); the URL never goes into Alembic's
+    # config, whose ConfigParser would choke on a '%' in a password and quote it.
     cfg = alembic_config()
-    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
     try:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn

@@ -58,7 +58,10 @@ class ClassificationRow(Base):
 
 
 class DeadLetterRow(Base):
-    """One row per input position; a replay of the same position bumps `count`."""
+    """One row per input position; a replay of the same position bumps `count`.
+
+    Open while `resolved_at` is NULL; a later result at its position (or an input that
+    replays it, `replay_of`) resolves it; dead-lettered again, it is open again."""
 
     __tablename__ = "dead_letters"
 
@@ -80,6 +83,8 @@ class DeadLetterRow(Base):
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     run_id: Mapped[str] = mapped_column(String(64))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (Index("ix_dead_letters_reason", "reason"),)
 
@@ -101,6 +106,7 @@ class AuditRow(Base):
     stage: Mapped[str | None] = mapped_column(String(32), nullable=True)
     timings_ms: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    replay_of: Mapped[str | None] = mapped_column(String(1024), nullable=True)
 
     __table_args__ = (
         UniqueConstraint("run_id", "position", name="uq_audit_run_position"),

@@ -1,7 +1,8 @@
 """The Alembic history is one straight line: one base, one head, no branches, no merges.
 
 Two engineers each adding a migration on top of the same revision give two heads, and
-`upgrade head` then fails at the start of every run; this catches it at test time.
+`upgrade head` then fails at the start of every run; this catches it at test time. And the
+tables of store/tables.py must be what the migrations build, on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -9,9 +10,15 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
-from docstream.store.migrate import alembic_config
+from docstream.store.engine import make_engine
+from docstream.store.migrate import alembic_config, upgrade
+from docstream.store.tables import Base
 
 
 def _scripts() -> ScriptDirectory:
@@ -50,3 +57,23 @@ def test_history_is_linear() -> None:
         current = down
     assert sorted(chain) == sorted(r.revision for r in revisions)
     assert len(set(chain)) == len(chain)
+
+
+def test_models_match_the_migrations(db_url: str) -> None:
+    """store/tables.py and the migrations describe the same schema, on both stores; the
+    newest revision also downgrades and upgrades again."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    cfg = alembic_config()
+    head = _scripts().get_current_head()
+    down = _scripts().get_revision(head).down_revision
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, str(down))
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head
+    engine.dispose()

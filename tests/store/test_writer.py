@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import create_engine, func, select, text
 
 from docstream.schemas import Classification, DeadLetter, InputPosition, ModelRef
 from docstream.schemas.envelope import FailedRecord, PartitionMark, ResultRecord, WriteBatch
 from docstream.store.engine import make_engine, make_readonly_engine
-from docstream.store.errors import StoreWriteError
+from docstream.store.errors import StoreUnavailableError, StoreWriteError
 from docstream.store.migrate import upgrade
 from docstream.store.offsets import load_positions
 from docstream.store.query import query_results
 from docstream.store.tables import AuditRow, ClassificationRow, DeadLetterRow
-from docstream.store.writer import StoreWriter
+from docstream.store.writer import StoreWriter, WriteReport, _sqlite_in_transaction
 
 REF1 = ModelRef(name="news-topic", version="1", weights_sha256="a" * 64)
 REF2 = ModelRef(name="news-topic", version="2", weights_sha256="b" * 64)
@@ -50,7 +50,7 @@ def count(writer: StoreWriter, table: type) -> int:
 def test_migrations_are_idempotent(writer: StoreWriter) -> None:
     upgrade(writer.engine)
     with writer.engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar_one() == "0002"
+        assert conn.execute(text("select version_num from alembic_version")).scalar_one() == "0003"
 
 
 def test_replay_upserts_and_never_doubles(writer: StoreWriter) -> None:
@@ -109,8 +109,9 @@ def test_failed_transaction_rolls_back_everything(writer: StoreWriter) -> None:
 def test_write_error_is_wrapped_with_context(writer: StoreWriter) -> None:
     with writer.engine.begin() as conn:
         conn.execute(text("DROP TABLE audit_log"))
-    with pytest.raises(StoreWriteError, match="rolled back"):
+    with pytest.raises(StoreWriteError, match="rolled back") as caught:
         writer.write(WriteBatch(run_id="r", results=[result("a", 1)]))
+    assert not isinstance(caught.value, StoreUnavailableError)  # a clear failure, not transient
     assert count(writer, ClassificationRow) == 0
 
 
@@ -121,3 +122,78 @@ def test_readonly_engine_refuses_writes(writer: StoreWriter, db_url: str) -> Non
     with pytest.raises(Exception, match=r"(?i)read.?only"), ro.begin() as conn:
         conn.execute(text("DELETE FROM classifications"))
     ro.dispose()
+
+
+def test_write_returns_a_report(writer: StoreWriter) -> None:
+    mark = PartitionMark(consumer_group="g", topic="t", partition=0, next_offset=3)
+    report = writer.write(WriteBatch(run_id="r", results=[result("a", 1), result("b", 2)],
+                                     failures=[failure(3)], marks=[mark]))
+    assert report == WriteReport(results=2, dead_letters=1, isolated=0, marks=1)
+    assert writer.write(WriteBatch(run_id="r")) == WriteReport()
+
+
+def _resolution(writer: StoreWriter) -> dict[str, tuple[object, object]]:
+    with writer.engine.connect() as conn:
+        rows = conn.execute(select(DeadLetterRow.position, DeadLetterRow.resolved_at,
+                                   DeadLetterRow.resolved_by)).all()
+    return {r.position: (r.resolved_at is not None, r.resolved_by) for r in rows}
+
+
+def test_a_result_resolves_the_dead_letter_at_its_position_or_replay_of(
+        writer: StoreWriter) -> None:
+    writer.write(WriteBatch(run_id="r1", failures=[failure(1), failure(2), failure(3)]))
+    assert set(_resolution(writer).values()) == {(False, None)}
+    # line 1 succeeds on a re-run; line 7 is a replay of the dead letter at line 2
+    replay = result("b", 7).model_copy(update={"replay_of": "file:in.jsonl:2"})
+    writer.write(WriteBatch(run_id="r2", results=[result("a", 1), replay]))
+    assert _resolution(writer) == {"file:in.jsonl:1": (True, "r2"),
+                                   "file:in.jsonl:2": (True, "r2"),
+                                   "file:in.jsonl:3": (False, None)}
+    with writer.engine.connect() as conn:
+        audits = {r.position: r.replay_of for r in conn.execute(
+            select(AuditRow.position, AuditRow.replay_of).where(AuditRow.run_id == "r2"))}
+    assert audits == {"file:in.jsonl:1": None, "file:in.jsonl:7": "file:in.jsonl:2"}
+    # a later result does not move resolved_by
+    writer.write(WriteBatch(run_id="r3", results=[result("a", 1)]))
+    assert _resolution(writer)["file:in.jsonl:1"] == (True, "r2")
+
+
+def test_a_dead_letter_written_again_is_open_again(writer: StoreWriter) -> None:
+    writer.write(WriteBatch(run_id="r1", failures=[failure(1)]))
+    writer.write(WriteBatch(run_id="r2", results=[result("a", 1)]))
+    assert _resolution(writer) == {"file:in.jsonl:1": (True, "r2")}
+    writer.write(WriteBatch(run_id="r3", failures=[failure(1)]))
+    assert _resolution(writer) == {"file:in.jsonl:1": (False, None)}
+    with writer.engine.connect() as conn:
+        assert conn.execute(select(DeadLetterRow.count)).scalar_one() == 2
+
+
+def test_failed_records_carry_replay_of_into_the_audit(writer: StoreWriter) -> None:
+    again = failure(9).model_copy(update={"replay_of": "file:in.jsonl:3"})
+    writer.write(WriteBatch(run_id="r", failures=[failure(3)]))
+    writer.write(WriteBatch(run_id="r2", failures=[again]))
+    with writer.engine.connect() as conn:
+        assert conn.execute(select(AuditRow.replay_of).where(AuditRow.run_id == "r2")
+                            ).scalar_one() == "file:in.jsonl:3"
+    assert _resolution(writer)["file:in.jsonl:3"] == (False, None)  # a failure resolves nothing
+
+
+@pytest.mark.parametrize("made_by", ["make_engine", "create_engine"])
+def test_sqlite_savepoints_belong_to_the_transaction(sqlite_url: str, made_by: str) -> None:
+    """pysqlite's legacy transaction control runs a SAVEPOINT issued before any DML outside
+    the transaction (SQLAlchemy docs, "Transactions with SQLite and the sqlite3 driver"):
+    make_engine takes over BEGIN; the writer also opens the transaction itself before its
+    first savepoint, for engines made elsewhere."""
+    engine = make_engine(sqlite_url) if made_by == "make_engine" else create_engine(sqlite_url)
+    upgrade(make_engine(sqlite_url))
+    with engine.connect() as conn:
+        trans = conn.begin()
+        if made_by == "create_engine":
+            _sqlite_in_transaction(conn)
+        with conn.begin_nested():
+            conn.execute(text("INSERT INTO runs (run_id, started_at, source, model, status) "
+                              "VALUES ('x', '2026-01-01', 's', 'm', 'running')"))
+        trans.rollback()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM runs")).scalar_one() == 0
+    engine.dispose()
