@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+UNREADABLE_REASON = "unreadable_record"  # the dead-letter reason of an unreadable offset
+
 
 @dataclass(frozen=True, slots=True)
 class KafkaRecord:
-    """One message as it arrived: value bytes untouched (bad bytes travel on as data)."""
+    """One message as it arrived: value bytes untouched (bad bytes travel on as data).
+
+    `unreadable` is (reason code, sentence) when the client could not read the record batch
+    holding this offset at all (a codec that is not installed, a failed CRC check, ...; see
+    streaming.unreadable): key and value are then empty, `timestamp_ms` is -1 when unknown,
+    and the offset is to become a dead letter that says why.
+
+    Example:
+        >>> KafkaRecord("posts", 0, 7, None, b"", -1, unreadable=(UNREADABLE_REASON, "...")).value
+        b''
+    """
 
     topic: str
     partition: int
@@ -16,6 +28,7 @@ class KafkaRecord:
     value: bytes
     timestamp_ms: int
     headers: tuple[tuple[str, bytes], ...] = ()
+    unreadable: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +38,9 @@ class KafkaBatch:
     Batches of a partition tile its offsets without gaps: a batch starts where the previous
     one ended, and `end` is the consumer's position after the poll, so offsets Kafka skipped
     (transaction markers, compacted records) belong to a batch too. A batch may therefore
-    have no records and still advance the partition (start < end).
+    have no records and still advance the partition (start < end). Records flagged
+    `unreadable` cover the offsets of a batch the client could not read; they count as
+    records of the span like any other.
 
     Example:
         >>> b = KafkaBatch("posts", 0, 10, 12, [KafkaRecord("posts", 0, 10, b"k", b"{}", 0)])
@@ -49,4 +64,10 @@ class KafkaBatch:
 
     @property
     def max_timestamp_ms(self) -> int | None:
-        return max((r.timestamp_ms for r in self.records), default=None)
+        """The latest timestamp of a readable record (an unreadable batch's header may lie)."""
+        return max((r.timestamp_ms for r in self.records if r.unreadable is None),
+                   default=None)
+
+    @property
+    def unreadable_count(self) -> int:
+        return sum(1 for r in self.records if r.unreadable is not None)

@@ -10,6 +10,14 @@ starts exactly where the batch ended, so the spans of a partition tile its offse
 
 Only checkpoint splits are accepted: cutting [start, ∞) at a fraction would hand a second
 reader a made-up offset range of the same partition.
+
+A failed poll is one of two things (streaming.unreadable.classify_poll_error). The broker is
+away: nothing is claimed and the same offset is polled again later with a fresh consumer. Or
+the record batch at the position cannot be read by this client (a codec that is not
+installed, a corrupt batch): retrying would stall the partition forever, so the batch's offset
+range is found from its header (streaming.unreadable) and emitted as records flagged
+`unreadable`, in a batch whose span covers them like any other, and the next round reads on
+after it.
 """
 
 from __future__ import annotations
@@ -33,7 +41,9 @@ from kafka.errors import KafkaError
 from .admin import CLIENT_ID, PartitionKey, resolve_start_offsets
 from .errors import StreamingError
 from .flow import InFlight
+from .raw_fetch import fetch_raw
 from .records import KafkaBatch, KafkaRecord
+from .unreadable import classify_poll_error, locate_unreadable
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +115,7 @@ class ReadPartitionFn(beam.DoFn):
         self.polls = Metrics.counter(NAMESPACE, "polls")
         self.held_back = Metrics.counter(NAMESPACE, "polls_held_back")
         self.poll_errors = Metrics.counter(NAMESPACE, "poll_errors")
+        self.unreadable = Metrics.counter(NAMESPACE, "unreadable_records")
         self._last_warning = 0.0
 
     def setup(self) -> None:
@@ -167,17 +178,15 @@ class ReadPartitionFn(beam.DoFn):
             polled = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
             fetched = polled.get(tp, [])
             end = consumer.position(tp, timeout_ms=self.poll_timeout_ms)
-        except KafkaError as e:
-            # The broker is away (restart, network): nothing was claimed, so nothing is lost;
-            # start over with a fresh consumer at `start` a little later.
-            self.poll_errors.inc()
-            self._drop(topic, partition)
-            now = time.monotonic()
-            if now - self._last_warning > 10:
-                self._last_warning = now
-                log.warning("%s/%d: Kafka poll failed (%s: %s); retrying every %.1f s",
-                            topic, partition, e.__class__.__name__, e, ERROR_BACKOFF_S)
-            tracker.defer_remainder(Duration(micros=int(ERROR_BACKOFF_S * 1e6)))
+        except Exception as e:  # sorted below; a bug is re-raised
+            kind = classify_poll_error(e)
+            if kind == "unreadable":
+                yield from self._skip_unreadable(topic, partition, start, e, tracker, watermark)
+            elif kind == "transient":
+                self._retry_later(topic, partition, e, tracker)
+            else:
+                self._drop(topic, partition)  # a failed poll leaves kafka-python's fetcher stuck
+                raise
             return
         self.polls.inc()
         if end is None or end < start:
@@ -198,19 +207,78 @@ class ReadPartitionFn(beam.DoFn):
                         tuple((k, v or b"") for k, v in (r.headers or ())))
             for r in fetched
         ]
-        batch = KafkaBatch(topic, partition, start, end, records)
-        self.records_read.inc(len(records))
-        self.bytes_read.inc(sum(len(r.value) for r in records))
         highwater = consumer.highwater(tp)
         if highwater is not None:
             Metrics.gauge(NAMESPACE, f"lag.{topic}.{partition}").set(max(highwater - end, 0))
-        if self.gate is not None:
-            self.gate.add((topic, partition, start, end), records=len(records))
-        yield TimestampedValue(batch, _advance(watermark, batch.max_timestamp_ms))
+        yield self._emit(KafkaBatch(topic, partition, start, end, records), watermark)
         # A full poll: more is probably waiting, resume at once. A partial one read all there
         # was: look again after the idle delay (an immediate re-poll would mostly find
         # nothing and cost a bundle; waiting lets the next poll, and the model's batch, fill).
         tracker.defer_remainder(None if len(records) >= self.max_records else idle)
+
+    def _emit(self, batch: KafkaBatch, watermark: Any) -> TimestampedValue:
+        """Count the batch, admit it to the gate, and stamp it for the output."""
+        unreadable = batch.unreadable_count
+        self.records_read.inc(len(batch.records) - unreadable)
+        if unreadable:
+            self.unreadable.inc(unreadable)
+        self.bytes_read.inc(sum(len(r.value) for r in batch.records))
+        if self.gate is not None:
+            self.gate.add((batch.topic, batch.partition, batch.start, batch.end),
+                          records=len(batch.records))
+        return TimestampedValue(batch, _advance(watermark, batch.max_timestamp_ms))
+
+    def _retry_later(self, topic: str, partition: int, error: BaseException, tracker: Any) -> None:
+        """The broker is away (restart, network): nothing was claimed, so nothing is lost;
+        start over with a fresh consumer at the same offset a little later."""
+        self.poll_errors.inc()
+        self._drop(topic, partition)
+        now = time.monotonic()
+        if now - self._last_warning > 10:
+            self._last_warning = now
+            log.warning("%s/%d: Kafka poll failed (%s: %s); retrying every %.1f s",
+                        topic, partition, error.__class__.__name__, error, ERROR_BACKOFF_S)
+        tracker.defer_remainder(Duration(micros=int(ERROR_BACKOFF_S * 1e6)))
+
+    def _skip_unreadable(self, topic: str, partition: int, start: int, error: BaseException,
+                         tracker: Any, watermark: Any) -> Iterator[TimestampedValue]:
+        """The batch at `start` cannot be read: emit its offsets flagged unreadable and move on
+        (streaming.unreadable); retry later if it cannot be found (the broker went away)."""
+        tp = TopicPartition(topic, partition)
+        cfg = self.consumer_config
+        try:
+            consumer = self._consumers.get((topic, partition))
+            if consumer is None:  # the poll failed before the consumer existed
+                consumer = self._consumer(topic, partition, start)
+            raw = fetch_raw(consumer, tp, start,
+                            max_bytes=int(cfg.get("max_partition_fetch_bytes", 1 << 20)),
+                            read_committed=_read_committed(cfg),
+                            timeout_ms=int(cfg.get("request_timeout_ms", 30000)))
+            found = locate_unreadable(raw, topic, partition, read_committed=_read_committed(cfg),
+                                      check_crcs=bool(cfg.get("check_crcs", True)),
+                                      max_records=self.max_records)
+        except KafkaError as e:
+            self._retry_later(topic, partition, e, tracker)
+            return
+        finally:
+            self._drop(topic, partition)  # kafka-python spins if this consumer polls again
+        if found is None:
+            self._retry_later(topic, partition, error, tracker)
+            return
+        if not tracker.try_claim(found.end - 1):
+            return
+        for bad in found.bad:
+            log.warning("%s/%d: %s Each of these offsets becomes a dead letter (the poll "
+                        "raised %s: %s).", topic, partition, bad.sentence,
+                        error.__class__.__name__, error)
+        yield self._emit(KafkaBatch(topic, partition, start, found.end, found.records),
+                         watermark)
+        tracker.defer_remainder(None)  # what follows is probably readable: on at once
+
+
+def _read_committed(config: Mapping[str, Any]) -> bool:
+    level = config.get("isolation_level", "read_uncommitted")
+    return level == "read_committed" if isinstance(level, str) else int(level) == 1
 
 
 def _advance(watermark: Any, ms: int | None) -> Timestamp:
