@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from docstream.errors import DocstreamError
 
-COMMANDS = ("run", "query", "schema", "produce", "train", "evaluate", "model")
+COMMANDS = ("run", "query", "replay", "schema", "produce", "train", "evaluate", "model")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +25,29 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"docstream.commands.{name.replace('-', '_')}")
         module.register(sub)
     return parser
+
+
+_INFRASTRUCTURE = ("sqlalchemy.", "psycopg", "sqlite3", "kafka.", "alembic.")
+
+
+def mask_secrets(text: str) -> str:
+    """Passwords in URLs and DSNs hidden (the store's masking, imported only when needed)."""
+    from docstream.store.masking import mask_secrets as mask
+
+    return mask(text)
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of an error's message (SQLAlchemy appends the SQL and a link)."""
+    text = str(error).strip()
+    return text.splitlines()[0].strip() if text else error.__class__.__name__
+
+
+def is_infrastructure_error(error: BaseException) -> bool:
+    """A database, broker or OS failure (not a bug in docstream)."""
+    return isinstance(error, OSError) or any(
+        cls.__module__.startswith(_INFRASTRUCTURE) for cls in type(error).__mro__
+        if cls is not BaseException)
 
 
 _NOISE = ("apitools not found", "Discarding unparseable args", "Make sure that locally built")
@@ -54,13 +77,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose == 0:
         for handler in logging.getLogger().handlers:
             handler.addFilter(_quiet_beam_noise)
+        # kafka-python logs every failed connection attempt; docstream says it once itself
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
         return int(args.func(args))
     except DocstreamError as e:
-        print(f"docstream {args.command}: error: {e}", file=sys.stderr)
+        print(f"docstream {args.command}: error: {mask_secrets(one_line(e))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `docstream query | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -68,6 +93,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"docstream {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        # A connection or configuration failure that a lower layer did not word itself:
+        # still one line (the traceback with -v), never a password.
+        if args.verbose or not is_infrastructure_error(e):
+            raise
+        print(f"docstream {args.command}: error: {e.__class__.__name__}: "
+              f"{mask_secrets(one_line(e))} (-v shows the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 
 import apache_beam as beam
@@ -11,10 +13,13 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineResult
+from sqlalchemy.exc import SQLAlchemyError
 
+from docstream.errors import DocstreamError
 from docstream.model.artifact import read_manifest
 from docstream.preprocess.config import PreprocessConfig
-from docstream.store.engine import make_engine
+from docstream.store.engine import check_reachable, make_engine
+from docstream.store.errors import StoreError, StoreUnavailableError
 from docstream.store.migrate import upgrade
 from docstream.store.runs import count_run, finish_run, start_run
 
@@ -23,7 +28,7 @@ from .handler import NOOP_MODEL, BatchPredictions, DocstreamModelHandler
 from .model_watch import ModelWatch
 from .options import RunSettings
 from .records import DocBatch, Outcome, ParsedBatch
-from .sink import WriteOutcomes
+from .sink import WriteOutcomes, written_inputs
 from .stages import FailedInferenceToOutcome, ParseBatch, PreprocessBatch, ToOutcome
 from .summary import RunSummary
 
@@ -109,32 +114,84 @@ def startup_seconds(result: PipelineResult) -> float:
     return load_ms / 1000.0
 
 
+class _DropReportedErrors(logging.Filter):
+    """Beam logs a DoFn's exception with its traceback before re-raising it; ours are
+    reported by the CLI in one line, so their traceback is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, DocstreamError)
+
+
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    beam_log = logging.getLogger("apache_beam.runners.common")
+    drop = _DropReportedErrors()
+    beam_log.addFilter(drop)
+    try:
+        yield
+    finally:
+        beam_log.removeFilter(drop)
+
+
 def run_batch(settings: RunSettings) -> RunSummary:
-    """Run the batch job to completion and return its summary."""
+    """Run the batch job to completion and return its summary.
+
+    The store must be reachable at the start (else one line, at once). A store outage
+    mid-run is waited out for `store_wait_s`; past that the job stops with one line that
+    says how much was written and how to finish: rerun with the same run id (results are
+    upserted and audit records keyed by run and position, so nothing doubles).
+    """
     files = expand_sources(settings.sources)
+    read = ReadJsonLines(files, settings.lines_per_element)
+    return run_inputs(settings, read, count_lines(files), " ".join(settings.sources))
+
+
+def run_inputs(settings: RunSettings, read: beam.PTransform, total: int,
+               source: str) -> RunSummary:
+    """The batch job over any PTransform that yields RawBatches (`total` inputs in all)."""
     pre_config = preprocess_config_for(settings.model_dir)
     engine = make_engine(settings.sink)
-    upgrade(engine)
-    start_run(engine, settings.run_id, " ".join(settings.sources), settings.model_dir)
-    total = count_lines(files)
+    try:
+        check_reachable(engine)
+        upgrade(engine)
+        start_run(engine, settings.run_id, source, settings.model_dir)
+    except BaseException:
+        engine.dispose()
+        raise
     t0 = time.perf_counter()
     status = "failed"
     startup = 0.0
     try:
         p = beam.Pipeline(options=beam_options(settings))
-        outcomes = build_model_stages(
-            p | "Read" >> ReadJsonLines(files, settings.lines_per_element), settings, pre_config
-        )
+        outcomes = build_model_stages(p | "Read" >> read, settings, pre_config)
         for_each_branch(outcomes, "Write", beam.ParDo(WriteOutcomes(
-            settings.sink, settings.run_id, total=total, progress=settings.progress)))
-        result = p.run()
-        result.wait_until_finish()
+            settings.sink, settings.run_id, total=total, progress=settings.progress,
+            store_wait_s=settings.store_wait_s)))
+        with _one_line_errors():
+            try:
+                result = p.run()
+                result.wait_until_finish()
+            except StoreUnavailableError as e:
+                written = written_inputs(settings.run_id)
+                raise StoreUnavailableError(
+                    f"{str(e).split(' [while running')[0]}. The job stopped after writing "
+                    f"{written:,} of {total:,} inputs (run {settings.run_id}); when the store "
+                    f"is back, run the same command with --run-id {settings.run_id} to finish: "
+                    "what was written is upserted, not doubled") from e
         startup = startup_seconds(result)
         status = "done"
     finally:
         seconds = time.perf_counter() - t0
-        summary = RunSummary(run_id=settings.run_id, seconds=seconds, startup_seconds=startup,
-                             **asdict(count_run(engine, settings.run_id)))
-        finish_run(engine, settings.run_id, status, summary.as_dict())
-        engine.dispose()
+        try:
+            summary = RunSummary(run_id=settings.run_id, seconds=seconds,
+                                 startup_seconds=startup,
+                                 **asdict(count_run(engine, settings.run_id)))
+            finish_run(engine, settings.run_id, status, summary.as_dict())
+        except (StoreError, SQLAlchemyError) as e:
+            if status == "done":
+                raise
+            log.warning("could not record the run's end in the store: %s", e)
+        finally:
+            engine.dispose()
     return summary

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from docstream.store.engine import make_engine
+from docstream.store.engine import check_reachable, make_engine
 from docstream.store.migrate import upgrade
 from docstream.store.registry import get
 
@@ -34,6 +34,7 @@ def resolve_model(spec: str, store_url: str) -> str:
     name, _, version = spec.partition("@")
     engine = make_engine(store_url)
     try:
+        check_reachable(engine)
         upgrade(engine)
         return get(engine, name, version).path
     finally:

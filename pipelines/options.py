@@ -23,3 +23,5 @@ class RunSettings(BaseModel):
     review_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     lines_per_element: int = Field(default=512, ge=1)
     progress: bool = True
+    #: batch job: how long a store outage is waited out before the job stops (seconds)
+    store_wait_s: float = Field(default=60.0, ge=0.0)

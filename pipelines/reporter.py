@@ -69,12 +69,15 @@ class Reporter:
             self.lag, lags = self.lag_now()
             self.committer.commit(self.positions)
         except Exception as e:  # a report must never stop the job
-            log.warning("stream report failed: %s", e)
+            # During a store outage the writer already said so, once; don't repeat it here.
+            (log.debug if st.paused else log.warning)("stream report failed: %s", e)
             return
         if self.enabled:
             parts = ", ".join(f"{t}/{p} {n:,}" for (t, p), n in sorted(lags.items()))
             lag = f"lag {self.lag:,} ({parts})" if self.lag is not None else "lag unknown"
             repeats = f", {st.duplicates:,} repeated" if st.duplicates else ""
+            if st.paused:
+                repeats += ", polls paused (store unavailable)"
             print(f"[docstream] stream {self.url.group}: {st.done_records:,} done, "
                   f"{rate:,.0f} docs/s, {lag}, in flight {st.records:,}{repeats}",
                   file=sys.stderr, flush=True)

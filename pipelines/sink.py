@@ -16,9 +16,11 @@ from apache_beam.metrics import Metrics
 
 from docstream.schemas.envelope import PartitionMark, WriteBatch
 from docstream.store.engine import make_engine
+from docstream.store.errors import StoreUnavailableError
 from docstream.store.writer import StoreWriter
 
 from .offsets import LowWaterMarks
+from .outage import CAP_S, Backoff, Outage
 from .records import Outcome
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,21 @@ class _Shared:
 
 _WRITERS: dict[str, _Shared] = {}
 _WRITERS_LOCK = threading.Lock()
+_WRITTEN: dict[str, int] = {}  # inputs written per run id, in this process
+
+#: How long a batch job waits out a store outage before it stops (a rerun finishes the work).
+DEFAULT_STORE_WAIT_S = 60.0
+
+
+def _count_written(run_id: str, n: int) -> None:
+    with _WRITERS_LOCK:
+        _WRITTEN[run_id] = _WRITTEN.get(run_id, 0) + n
+
+
+def written_inputs(run_id: str) -> int:
+    """Inputs this process wrote for `run_id` (results + dead letters)."""
+    with _WRITERS_LOCK:
+        return _WRITTEN.get(run_id, 0)
 
 FAULT_ENV = "DOCSTREAM_FAULT"
 FAULT_POINTS = ("after_results",)
@@ -116,7 +133,13 @@ class Progress:
 
 
 class WriteOutcomes(beam.DoFn):
-    """Writes each Outcome in one transaction; with Kafka, advances partition marks too."""
+    """Writes each Outcome in one transaction; with Kafka, advances partition marks too.
+
+    A transient store failure (StoreUnavailableError: the batch was rolled back whole) is
+    retried with capped exponential backoff (pipelines.outage), logging one line when the
+    outage starts and one when it ends. `store_wait_s` bounds the wait (None: forever, as the
+    streaming job does); past it the error propagates and the job stops.
+    """
 
     def __init__(
         self,
@@ -127,6 +150,7 @@ class WriteOutcomes(beam.DoFn):
         start_positions: Mapping[tuple[str, int], int] | None = None,
         total: int | None = None,
         progress: bool = True,
+        store_wait_s: float | None = DEFAULT_STORE_WAIT_S,
     ) -> None:
         self.sink_url = sink_url
         self.run_id = run_id
@@ -134,16 +158,57 @@ class WriteOutcomes(beam.DoFn):
         self.start_positions = dict(start_positions) if start_positions is not None else None
         self.total = total
         self.progress_enabled = progress
+        self.store_wait_s = store_wait_s
         self.rows = Metrics.counter("docstream", "rows_written")
         self.batches = Metrics.counter("docstream", "write_batches")
+        self.isolated = Metrics.counter("docstream", "store_isolated")
+        self.retries = Metrics.counter("docstream", "store_retries")
         self._shared: _Shared | None = None
         self._progress: Progress | None = None
+        self._outage = Outage(f"store:{sink_url}", "the store")
 
     def setup(self) -> None:
         self._shared = shared_writer(self.sink_url, self.start_positions)
         self._progress = Progress(self.total, enabled=self.progress_enabled)
 
     def process(self, outcome: Outcome) -> Iterator[int]:
+        yield self.write_waiting(outcome)
+
+    def outage_started(self) -> None:
+        """Hook: the store just became unavailable (the streaming job pauses its polls)."""
+
+    def outage_ended(self) -> None:
+        """Hook: the store is back."""
+
+    def write_waiting(self, outcome: Outcome) -> int:
+        """Write `outcome`, waiting out transient store failures; returns its input count."""
+        backoff = Backoff()
+        while True:
+            try:
+                n = self.write(outcome)
+            except StoreUnavailableError as e:
+                waited = self._outage.seconds()
+                if self.store_wait_s is not None and waited >= self.store_wait_s:
+                    raise StoreUnavailableError(
+                        f"{e} (waited {waited:.0f} s, the limit; {written_inputs(self.run_id):,} "
+                        "inputs of this run were written before)") from e
+                self._outage.failed(e, then=self._then())
+                self.outage_started()
+                self.retries.inc()
+                time.sleep(backoff.next())
+                continue
+            if self._outage.recovered() is not None:
+                self.outage_ended()
+            return n
+
+    def _then(self) -> str:
+        limit = ("until it is back" if self.store_wait_s is None
+                 else f"for up to {self.store_wait_s:.0f} s")
+        return (f"holding writes and retrying with backoff (up to {CAP_S:.0f} s apart) {limit}; "
+                "nothing is lost meanwhile")
+
+    def write(self, outcome: Outcome) -> int:
+        """One attempt: the outcome (and its partition mark) in one transaction."""
         shared = self._shared
         if shared is None or self._progress is None:
             raise RuntimeError("WriteOutcomes used before setup()")
@@ -158,11 +223,15 @@ class WriteOutcomes(beam.DoFn):
                     marks.append(PartitionMark(consumer_group=self.consumer_group,
                                                topic=span.topic, partition=span.partition,
                                                next_offset=after))
-            shared.writer.write(WriteBatch(run_id=self.run_id, results=outcome.results,
-                                           failures=outcome.failures, marks=marks))
+            report = shared.writer.write(WriteBatch(run_id=self.run_id, results=outcome.results,
+                                                    failures=outcome.failures, marks=marks))
             if tracked:  # only once the rows and the mark are committed together
                 shared.marks.complete(span)
+        isolated = getattr(report, "isolated", 0)
+        if isolated:
+            self.isolated.inc(isolated)
+        _count_written(self.run_id, len(outcome))
         self.rows.inc(len(outcome))
         self.batches.inc()
         self._progress.add(len(outcome))
-        yield len(outcome)
+        return len(outcome)

@@ -43,7 +43,7 @@ from apache_beam.runners.runner import PipelineState
 from sqlalchemy import Engine
 
 from docstream.errors import ConfigError
-from docstream.store.engine import make_engine
+from docstream.store.engine import check_reachable, make_engine
 from docstream.store.migrate import upgrade
 from docstream.store.offsets import load_positions
 from docstream.store.runs import count_run, finish_run, start_run
@@ -109,7 +109,7 @@ def build_stream(p: beam.Pipeline, read: ReadFromKafkaPartitions, settings: RunS
             PublishDeadLetters(url.bootstrap, run_id)))
     written = for_each_branch(outcomes, "Write", beam.ParDo(StreamWriteOutcomes(
         settings.sink, run_id, consumer_group=url.group, start_positions=read.start_offsets,
-        progress=False, retry_s=options.store_retry_s)))
+        progress=False, store_wait_s=options.store_wait_s, gate=gate)))
     for_each_branch(written, "Done", beam.ParDo(MarkDone(gate)))
 
 
@@ -128,6 +128,7 @@ def run_stream(settings: RunSettings, options: StreamOptions | None = None) -> S
 
 def _run(settings: RunSettings, options: StreamOptions, url: KafkaUrl, run_id: str,
          engine: Engine, stop: StopSignals) -> StreamSummary:
+    check_reachable(engine)  # one line at once, rather than a wait for a store never seen
     upgrade(engine)
     pipeline_options = stream_pipeline_options(settings, options)  # finds Prism, or fails
     env = pipeline_options.view_as(PortableOptions).environment_type

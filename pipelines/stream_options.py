@@ -32,7 +32,8 @@ class StreamOptions:
     max_in_flight: int = 5000
     report_every_s: float = 10.0
     drain_timeout_s: float = 60.0
-    store_retry_s: float = 60.0
+    #: how long to wait out a store outage before the job fails; None: as long as it lasts
+    store_wait_s: float | None = None
     prism_location: str | None = None
     dead_letter_topic: bool = True
     max_seconds: float | None = None
@@ -50,7 +51,8 @@ class StreamOptions:
         if self.max_in_flight < self.max_records:
             raise ConfigError(f"--max-in-flight ({self.max_in_flight}) must be at least "
                               f"--max-records ({self.max_records})")
-        if self.report_every_s <= 0 or self.drain_timeout_s < 0 or self.store_retry_s < 0:
+        if self.report_every_s <= 0 or self.drain_timeout_s < 0 or (
+                self.store_wait_s is not None and self.store_wait_s < 0):
             raise ConfigError("report, drain and retry times must be positive")
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise ConfigError(f"--max-seconds must be > 0, got {self.max_seconds}")

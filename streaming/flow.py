@@ -4,8 +4,10 @@ The source asks `admit()` before each poll and `add()`s each batch it emits, by 
 (topic, partition, start, end); the pipeline's last stage calls `done(key)` once the batch is
 written. The source stops polling while `limit` records are in flight, which bounds the
 memory of a job that starts with a large backlog, and for good once `stop()` was called (a
-drain waits until nothing is in flight). Keys make the counts exact even if a runner
-delivers a batch downstream twice: the second `done` finds nothing to remove.
+drain waits until nothing is in flight), and while `pause()`d: the writer pauses the
+sources during a store outage, so that a backlog waits in Kafka, not in memory. Keys
+make the counts exact even if a runner delivers a batch downstream twice: the second
+`done` finds nothing to remove.
 
 Works because the Beam SDK worker runs inside the launching process (Prism's LOOPBACK
 environment): the handle is pickled into the DoFns, the counters live in this module, keyed
@@ -22,6 +24,10 @@ Example:
     (True, False)
     >>> gate.admit(), gate.state().duplicates
     (True, 1)
+    >>> gate.pause(); gate.admit()
+    False
+    >>> gate.resume(); gate.admit()
+    True
     >>> gate.reset()
 """
 
@@ -45,6 +51,7 @@ class _State:
     done_batches: int = 0
     duplicates: int = 0
     stopping: bool = False
+    paused: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -58,6 +65,7 @@ class Snapshot:
     done_batches: int
     duplicates: int
     stopping: bool
+    paused: bool
 
 
 class InFlight:
@@ -77,9 +85,17 @@ class InFlight:
             return st
 
     def admit(self) -> bool:
-        """May the source poll now? False while `limit` records are in flight or stopping."""
+        """May the source poll now? False while `limit` records are in flight, while paused
+        (the end of the pipeline cannot write: a store outage) or once stopping."""
         st = self._state()
-        return not st.stopping and st.records < self.limit
+        return not st.stopping and not st.paused and st.records < self.limit
+
+    def pause(self) -> None:
+        """Hold the sources back until `resume()` (the records in flight still finish)."""
+        self._state().paused = True
+
+    def resume(self) -> None:
+        self._state().paused = False
 
     def add(self, key: Hashable, records: int) -> None:
         st = self._state()
@@ -114,7 +130,7 @@ class InFlight:
         with st.lock:
             return Snapshot(st.records, len(st.pending), st.emitted_records,
                             st.emitted_batches, st.done_records, st.done_batches,
-                            st.duplicates, st.stopping)
+                            st.duplicates, st.stopping, st.paused)
 
     def reset(self) -> None:
         with _LOCK:

@@ -70,11 +70,33 @@ def make_bad(n: int, prefix: str) -> list[tuple[bytes | None, bytes, str]]:
     return out
 
 
+def make_poison(prefix: str) -> list[tuple[bytes, bytes]]:
+    """(key, value): one message of every class that ever crashed or stalled a job (see
+    tests/fuzz_corpus), beyond make_bad's kinds. Each must end as exactly one dead letter."""
+    cases = {
+        "deep": b'{"id": "p1", "text": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        "huge-int": b'{"id": "p2", "text": "t", "n": ' + b"9" * 5000 + b"}",
+        "nul-id": rb'{"id": "a\u0000b", "text": "a post"}',
+        "nul-title": rb'{"id": "p4", "text": "a post", "title": "a\u0000b"}',
+        "surrogate": rb'{"id": "p5", "text": "lone \ud800 surrogate"}',
+        "nan": b'{"id": "p6", "text": "t", "score": NaN}',
+        "array": b'[{"id": "p7", "text": "t"}]',
+        "null": b"null",
+        "empty": b"",
+        "long-id": json.dumps({"id": "i" * 300, "text": "t"}).encode(),
+        "text-number": json.dumps({"id": "p11", "text": 42}).encode(),
+    }
+    return [(f"{prefix}-poison-{name}".encode(), value) for name, value in cases.items()]
+
+
 def publish(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes]],
-            rate: float | None = None) -> int:
+            rate: float | None = None, **config: Any) -> int:
+    """Send `messages`, at most `rate` per second; `config` goes to the KafkaProducer (e.g.
+    compression_type)."""
     from docstream.streaming.producer import PostProducer, ProduceStats
 
-    producer = PostProducer(bootstrap, topic, max_block_ms=180_000, delivery_timeout_ms=300_000)
+    producer = PostProducer(bootstrap, topic, **{
+        "max_block_ms": 180_000, "delivery_timeout_ms": 300_000, **config})
     stats = ProduceStats()
     t0 = time.perf_counter()
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 from docstream.errors import ConfigError
 from docstream.model.artifact import read_manifest
 from docstream.store import registry
-from docstream.store.engine import default_url, make_engine
+from docstream.store.engine import check_reachable, default_url, make_engine
 from docstream.store.migrate import upgrade
 
 
@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     engine = make_engine(args.db or default_url())
+    check_reachable(engine)
     upgrade(engine)
     try:
         if args.action == "register":

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from docstream.errors import ConfigError
-from docstream.store.engine import default_url, make_readonly_engine
+from docstream.store.engine import check_reachable, default_url, make_readonly_engine
 from docstream.store.query import query_results
 
 
@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         since = since.replace(tzinfo=None) - (since.utcoffset() or since - since)
     engine = make_readonly_engine(args.db or default_url())
     try:
+        check_reachable(engine)
         rows = query_results(
             engine, label=args.label, since=since, min_score=args.min_score,
             needs_review=True if args.needs_review else None, limit=args.limit or None,

@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="numeric mode (auto: the fastest one the artifact checked for this device)")
     p.add_argument("--review-threshold", type=float, help="needs_review below this calibrated "
                    "score (default: the model's)")
+    p.add_argument("--store-wait-secs", type=float, metavar="S", help="wait out a database "
+                   "outage for S seconds before stopping (batch default 60; streaming default: "
+                   "as long as it lasts)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     k = p.add_argument_group("streaming (kafka:// sources)")
@@ -78,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
             runner=args.runner or ("PrismRunner" if kafka else "DirectRunner"),
             beam_args=args.beam_args, device=args.device, precision=args.precision,
             review_threshold=args.review_threshold, progress=not args.no_progress,
+            **({"store_wait_s": args.store_wait_secs}
+               if args.store_wait_secs is not None and not kafka else {}),
             **({"run_id": args.run_id} if args.run_id else {}),
         )
     except ValueError as e:
@@ -90,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             flush_secs=args.flush_secs, max_records=args.max_records,
             max_in_flight=args.max_in_flight, max_seconds=args.max_seconds,
             watch_model=production_name(args.model) if args.model else None,
-            watch_interval_s=args.watch_model_secs))
+            watch_interval_s=args.watch_model_secs, store_wait_s=args.store_wait_secs))
     else:
         from docstream.pipelines.batch import run_batch
 
