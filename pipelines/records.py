@@ -23,6 +23,8 @@ class RawInput:
     `unreadable` is set (reason code, sentence) when the source could not read the input at
     this position at all (e.g. a Kafka record batch in an unknown codec or failing its CRC):
     parsing turns it into a dead letter without looking at `payload`.
+    `replay_of` is the position of the dead letter this input replays (`docstream replay`):
+    once it is classified, that dead letter is marked resolved.
     """
 
     position: InputPosition
@@ -30,6 +32,7 @@ class RawInput:
     key: bytes | None = None
     timestamp_ms: int | None = None
     unreadable: tuple[str, str] | None = None
+    replay_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ def failed(item: ParsedItem, stage: str, reason: str, error: str) -> FailedRecor
             position=raw.position, payload=raw.payload, key=raw.key, doc_id=post.id,
             source=post.source, stage=stage, reason=reason, error=error,  # type: ignore[arg-type]
         ),
-        input_sha256=item.sha256,
+        input_sha256=item.sha256, replay_of=raw.replay_of,
     )
 
 
@@ -129,6 +129,7 @@ class ToOutcome(beam.DoFn):
                     ),
                     position=parsed.raw.position, input_sha256=parsed.sha256,
                     kind=post.kind, title=post.title, created_at=post.created_at,
+                    replay_of=parsed.raw.replay_of,
                 )
             )
         self.results.inc(len(outcome.results))

@@ -4,7 +4,6 @@ retrying writer, and the end-of-line marker that frees the in-flight gate."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,10 +13,10 @@ from apache_beam.metrics import Metrics
 from docstream.privacy.redact import default_redactor
 from docstream.schemas.envelope import WriteBatch
 from docstream.schemas.position import InputPosition
-from docstream.store.errors import StoreWriteError
 from docstream.streaming.dlq import DeadLetterMessage, DeadLetterPublisher
 from docstream.streaming.flow import InFlight
 from docstream.streaming.records import KafkaBatch
+from docstream.streaming.replay import REPLAY_HEADER
 
 from .records import Outcome, RawBatch, RawInput, Span
 from .sink import WriteOutcomes
@@ -28,16 +27,31 @@ NAMESPACE = "docstream"
 
 
 class KafkaBatchToRaw(beam.DoFn):
-    """KafkaBatch → RawBatch: each record becomes a RawInput at its Kafka position."""
+    """KafkaBatch → RawBatch: each record becomes a RawInput at its Kafka position.
+
+    An offset the source could not read (`KafkaRecord.unreadable`) keeps its reason and
+    sentence: parsing turns it into a dead letter without looking at its (empty) payload.
+    A record sent by `docstream replay --to` names the dead letter it replays in the header
+    `docstream.replay_of`; a success resolves that dead letter.
+    """
 
     def process(self, batch: KafkaBatch) -> Iterator[RawBatch]:
         inputs = [
             RawInput(InputPosition(kind="kafka", topic=r.topic, partition=r.partition,
                                    offset=r.offset),
-                     r.value, key=r.key, timestamp_ms=r.timestamp_ms)
+                     r.value, key=r.key,
+                     timestamp_ms=r.timestamp_ms if r.unreadable is None else None,
+                     unreadable=r.unreadable, replay_of=_replay_of(r.headers))
             for r in batch.records
         ]
         yield RawBatch(inputs, Span(batch.topic, batch.partition, batch.start, batch.end))
+
+
+def _replay_of(headers: tuple[tuple[str, bytes], ...]) -> str | None:
+    for key, value in headers:
+        if key == REPLAY_HEADER:
+            return value.decode("utf-8", "replace")[:1024] or None
+    return None
 
 
 class PublishDeadLetters(beam.DoFn):
@@ -76,30 +90,27 @@ class PublishDeadLetters(beam.DoFn):
 
 
 class StreamWriteOutcomes(WriteOutcomes):
-    """WriteOutcomes that rides out a store outage: a failed (rolled back) batch is retried
-    for up to `retry_s` seconds before the job fails (and a restart resumes exactly)."""
+    """WriteOutcomes that waits out a store outage for as long as it lasts (by default) and,
+    meanwhile, stops the sources polling through the in-flight gate: memory stays bounded,
+    and the backlog waits in Kafka, not in the job."""
 
-    def __init__(self, *args: Any, retry_s: float = 60.0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, gate: InFlight | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("store_wait_s", None)
         super().__init__(*args, **kwargs)
-        self.retry_s = retry_s
+        self.gate = gate
+
+    def outage_started(self) -> None:
+        if self.gate is not None:
+            self.gate.pause()
+
+    def outage_ended(self) -> None:
+        if self.gate is not None:
+            self.gate.resume()
 
     def process(self, outcome: Outcome) -> Iterator[tuple[Any, int]]:
         span = outcome.span
         key = (span.topic, span.partition, span.start, span.end) if span else None
-        deadline = time.monotonic() + self.retry_s
-        delay = 0.5
-        while True:
-            try:
-                # the write happens before the only yield: a retry never yields twice
-                for n in super().process(outcome):
-                    yield key, n
-                return
-            except StoreWriteError as e:
-                if time.monotonic() + delay > deadline:
-                    raise
-                log.warning("%s; retrying in %.1f s", e, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        yield key, self.write_waiting(outcome)
 
 
 class MarkDone(beam.DoFn):
