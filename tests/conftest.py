@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from tests.kafka_fixtures import kafka_bootstrap, kafka_topic, stream_jobs  # noqa: F401 (fixtures)
 from tests.news_posts import write_labelled
@@ -78,7 +79,8 @@ def postgres_server() -> str:
 def pg_url(postgres_server: str) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test."""
     name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    # No pool: a test may restart PostgreSQL, and a pooled connection would not survive it.
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:

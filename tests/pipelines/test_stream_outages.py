@@ -82,3 +82,4 @@ def test_one_job_rides_out_store_and_broker_restarts_with_poison_messages(
     # What an outage looks like from outside: one line when it starts, one when it ends.
     assert out.count("the store is unavailable") >= 2, out[-4000:]
     assert out.count("the store is back after") >= 2, out[-4000:]
+    print("\n".join(line for line in out.splitlines() if "the store is" in line))
