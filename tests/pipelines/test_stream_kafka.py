@@ -1,5 +1,6 @@
 """The streaming job end to end: real Kafka broker, real PostgreSQL, `docstream run` as a
-subprocess in its own process group (kill -9 hits Python and Prism alike)."""
+subprocess in its own process group (kill -9 hits Python and Prism alike). Service restarts
+(PostgreSQL twice, the broker once) are in test_stream_outages.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import random
 import signal
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
@@ -18,7 +18,6 @@ from tests.stream_helpers import (
     StreamJob,
     count_dead,
     count_results,
-    dev_services,
     make_bad,
     make_posts,
     publish,
@@ -174,28 +173,3 @@ def test_bad_messages_become_dead_letters_and_dlq_copies(
         assert h["dlq.stage"] and h["dlq.error"]
         positions.add(f"kafka:{topic}:{h['dlq.partition']}:{h['dlq.offset']}")
     assert positions == {r.position for r in dead}
-
-
-def test_broker_restart_mid_run_loses_nothing(
-    kafka_bootstrap: str, kafka_topic: Callable[..., str], pg_url: str,
-    stream_jobs: Callable[..., StreamJob], tmp_path: Path,
-) -> None:
-    """(d) scripts/dev-services restart kafka while posts flow: the job rides it out."""
-    topic = kafka_topic(3)
-    posts = make_posts(3000, "d", seed=5)
-    publish(kafka_bootstrap, topic, posts[:1000])
-    job = stream_jobs(kafka_bootstrap, topic, "gd", pg_url)
-    wait_for(lambda: count_results(pg_url) >= 1000 or not job.alive(), START_S, "1,000 rows")
-    producer = threading.Thread(target=publish, args=(kafka_bootstrap, topic, posts[1000:]),
-                                kwargs={"rate": 200.0}, daemon=True)
-    producer.start()
-    wait_for(lambda: count_results(pg_url) >= 1200 or not job.alive(), 60, "1,200 rows")
-    dev_services("restart", "kafka")
-    producer.join(timeout=240)
-    assert not producer.is_alive()
-    wait_for(lambda: count_results(pg_url) >= 3000 or not job.alive(), 180,
-             "3,000 rows after the broker restart")
-    assert job.alive(), job.tail()
-    stop_clean(job)
-    assert_exact(pg_url, {k.decode() for k, _ in posts}, "gd")
-    assert stored_positions(pg_url, "gd") == end_offsets(kafka_bootstrap, topic)
