@@ -53,15 +53,17 @@ def iter_lines(path: str) -> Iterator[tuple[int, bytes]]:
             if not line:
                 return
             number += 1
+            rest_blank = True  # a line is blank only if ALL of it is (not just its head)
             if len(line) > MAX_PAYLOAD_BYTES and not line.endswith(b"\n"):
                 while True:  # skip the rest of this line
                     rest = f.readline(1 << 20)
+                    rest_blank = rest_blank and not rest.strip()
                     if not rest or rest.endswith(b"\n"):
                         break
             if number == 1 and line.startswith(UTF8_BOM) and len(line) <= MAX_PAYLOAD_BYTES:
                 line = line[len(UTF8_BOM):]
             body = line.rstrip(b"\r\n")
-            if body.strip():
+            if body.strip() or not rest_blank:
                 yield number, body
 
 

@@ -11,6 +11,15 @@ from .config import PreprocessConfig
 
 _TAG = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>|<!--.*?-->|</?[A-Za-z][^>]{0,2000}>", re.S | re.I)
 _BROKEN_ENTITY = re.compile(r"(?<![&\w])#(\d{2,5});")  # ' #36;' left by feeds that dropped '&'
+
+
+def _entity(m: re.Match[str]) -> str:
+    """The character a broken numeric entity names; a space for one that names none (a
+    surrogate, beyond U+10FFFF), which the tokenizer could not encode."""
+    n = int(m.group(1))
+    return chr(n) if n < 0x110000 and not 0xD800 <= n <= 0xDFFF else " "
+
+
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"']+", re.I)
 _MENTION = re.compile(r"(?<![\w@])@\w{1,50}")
 _HASHTAG = re.compile(r"(?<![\w#&])#(\w{1,100})")
@@ -42,7 +51,7 @@ def clean_text(text: str, config: PreprocessConfig, *, social: bool = False) -> 
     if config.strip_html:
         out = _TAG.sub(" ", out)
         out = html.unescape(out)
-        out = _BROKEN_ENTITY.sub(lambda m: chr(int(m.group(1))) if int(m.group(1)) < 0x110000 else " ", out)
+        out = _BROKEN_ENTITY.sub(_entity, out)
         out = unicodedata.normalize(config.unicode_form, out)
     out = _CONTROL.sub(" ", out)
     if social:

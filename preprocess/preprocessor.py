@@ -107,8 +107,9 @@ class Preprocessor:
         t3 = time.perf_counter()
         out: list[Prepared | PrepareError] = [
             PrepareError("empty_after_cleaning",
-                         "text is empty after cleaning (HTML, whitespace and controls removed); "
-                         "send a post with words in `text`")
+                         "text is empty after cleaning (HTML, whitespace and controls removed) "
+                         "or holds nothing the model can read (no wordpiece); send a post with "
+                         "words in `text`")
         ] * n
         # One dict per batch: the per-document cost is the batch's cost shared out.
         per_doc = {
@@ -117,6 +118,8 @@ class Preprocessor:
             "spacy": (t3 - t2) * 1000 / max(len(live), 1),
         }
         for k, (i, enc) in enumerate(zip(live, encodings, strict=True)):
+            if not enc.ids:  # e.g. only combining marks: nothing to classify
+                continue
             doc = docs.get(k)
             if doc is not None:
                 starts = [s.start_char for s in doc.sents]

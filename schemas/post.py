@@ -18,7 +18,7 @@ Characters a stored string may hold are the same for SQLite and PostgreSQL, and 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -82,7 +82,9 @@ class Post(BaseModel):
     )
     kind: Literal["news", "social"] | None = None
     lang: str | None = Field(default=None, max_length=32)
-    created_at: datetime | None = Field(default=None, description="ISO 8601 timestamp.")
+    created_at: datetime | None = Field(
+        default=None, description="ISO 8601 timestamp; without an offset it is taken as UTC. "
+        "Stored as the UTC instant (years 1-9999).")
     metadata: dict[str, Any] | None = None
 
     @field_validator("id")
@@ -122,6 +124,30 @@ class Post(BaseModel):
             raise _refuse(forbidden_character(value, controls=False) or "NUL",
                           "PostgreSQL cannot store it: remove NUL characters (\\u0000)")
         return value
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _created_at_is_text(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError("created_at must be an ISO 8601 string such as "
+                             "2026-12-03T10:00:00Z; a number is ambiguous (seconds or "
+                             "milliseconds since 1970?)")
+        return value
+
+    @field_validator("created_at")
+    @classmethod
+    def _created_at_in_utc(cls, value: datetime | None) -> datetime | None:
+        """The UTC instant: both stores then hold and return the same time (SQLite keeps no
+        offset), and one that UTC cannot express (past 9999 or before year 1) is refused
+        here rather than stored as a value PostgreSQL cannot read back."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError as e:
+            raise ValueError("created_at is outside the years 1-9999 once converted to UTC") from e
 
     @property
     def source_key(self) -> str:

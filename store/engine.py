@@ -41,6 +41,12 @@ def _check_url(url: str) -> None:
                          f"{mask_url(url)!r}; use sqlite:/// or postgresql+psycopg://")
 
 
+# Sessions in UTC whatever the server's default: timestamps read back as the UTC instants the
+# contract stores (a session at +14:00 would render 9999-12-31T23:59Z as year 10000, which
+# the driver cannot parse).
+PG_CONNECT_ARGS = {"options": "-c timezone=UTC"}
+
+
 def _create(url: str, **kwargs: Any) -> Engine:
     """create_engine, with a missing driver or a bad option said in one masked line."""
     try:
@@ -74,7 +80,8 @@ def make_engine(url: str | None = None) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return _create(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+    return _create(url, pool_pre_ping=True, pool_size=2, max_overflow=2,
+                   connect_args=PG_CONNECT_ARGS)
 
 
 def make_readonly_engine(url: str | None = None) -> Engine:
@@ -90,7 +97,7 @@ def make_readonly_engine(url: str | None = None) -> Engine:
             raise StoreError(f"no database at {path}; run `docstream run` first or pass --db")
         ro = f"sqlite:///file:{os.path.abspath(path)}?mode=ro&uri=true"
         return _create(ro, poolclass=NullPool)
-    engine = _create(url, poolclass=NullPool)
+    engine = _create(url, poolclass=NullPool, connect_args=PG_CONNECT_ARGS)
 
     @event.listens_for(engine, "connect")
     def _readonly(dbapi_conn: Any, _record: Any) -> None:
