@@ -190,8 +190,7 @@ class WriteOutcomes(beam.DoFn):
                 waited = self._outage.seconds()
                 if self.store_wait_s is not None and waited >= self.store_wait_s:
                     raise StoreUnavailableError(
-                        f"{e} (waited {waited:.0f} s, the limit; {written_inputs(self.run_id):,} "
-                        "inputs of this run were written before)") from e
+                        f"{e} (waited {waited:.0f} s, the limit)") from e
                 self._outage.failed(e, then=self._then())
                 self.outage_started()
                 self.retries.inc()

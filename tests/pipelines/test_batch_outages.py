@@ -77,6 +77,7 @@ def test_a_long_outage_stops_the_job_and_a_rerun_finishes(posts_file: Path,
     assert "inputs (run long); when the store is back, run the same command with --run-id " \
            "long" in errors[0]
     assert f" of {N:,} inputs" in errors[0]
+    print(errors[0])
     written_before = count_results(pg_url)
     assert 0 < written_before < N
 
