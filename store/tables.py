@@ -107,11 +107,29 @@ class AuditRow(Base):
     timings_ms: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     replay_of: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    pii_policy: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    pii_counts: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
+    chain: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (
         UniqueConstraint("run_id", "position", name="uq_audit_run_position"),
         Index("ix_audit_doc", "source", "doc_id"),
+        Index("ix_audit_chain", "chain", "seq"),
     )
+
+
+class AuditHeadRow(Base):
+    """The last hash of each audit chain (one chain per writer) and its length."""
+
+    __tablename__ = "audit_heads"
+
+    chain: Mapped[str] = mapped_column(String(128), primary_key=True)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    length: Mapped[int] = mapped_column(BigInteger)
+    keyed: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class StreamOffsetRow(Base):
