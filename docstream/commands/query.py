@@ -1,10 +1,16 @@
-"""`docstream query`: read results through a read-only connection."""
+"""`docstream query`: read results through a read-only connection.
+
+Give it the reader role's URL (`docstream db roles` prints it): the reader may SELECT
+results, the audit log, runs and the registry, and nothing else (no dead-letter payloads, no
+writes). Any other URL works too; the connection is read-only whoever it logs in as.
+"""
 
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import os
 import sys
 from datetime import datetime
 from typing import Any
@@ -23,8 +29,9 @@ def _iso(value: str) -> datetime:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("query", help="list results from the store (read-only)")
-    p.add_argument("--db", metavar="URL", help="database URL (default $DOCSTREAM_DB or "
-                   "sqlite:///docstream.db)")
+    p.add_argument("--db", metavar="URL", help="database URL, best the reader role's (see "
+                   "`docstream db roles`); default $DOCSTREAM_READER_DB, else $DOCSTREAM_DB, "
+                   "else sqlite:///docstream.db")
     p.add_argument("--label")
     p.add_argument("--since", type=_iso, metavar="ISO", help="processed at or after this time")
     p.add_argument("--min-score", type=float)
@@ -38,15 +45,19 @@ def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+def reader_url(db: str | None) -> str:
+    """--db, else $DOCSTREAM_READER_DB (the reader role's URL), else the store's default."""
+    return db or os.environ.get("DOCSTREAM_READER_DB") or default_url()
+
+
 def run(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise ConfigError("--limit must be >= 0")
+    url = reader_url(args.db)
     since = args.since
-    if since is not None and since.tzinfo is not None and (args.db or default_url()).startswith(
-        "sqlite"
-    ):
+    if since is not None and since.tzinfo is not None and url.startswith("sqlite"):
         since = since.replace(tzinfo=None) - (since.utcoffset() or since - since)
-    engine = make_readonly_engine(args.db or default_url())
+    engine = make_readonly_engine(url)
     try:
         check_reachable(engine)
         rows = query_results(
