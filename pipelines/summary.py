@@ -8,6 +8,10 @@ from typing import Any
 
 @dataclass(frozen=True)
 class RunSummary:
+    """`audit_heads`: the heads of the run's audit chains (store.audit_chain.AuditHead as
+    dicts) at its end, to be kept outside the database: `docstream audit verify --head`
+    checks the chains against them (a tail cut off, with its head reset, shows)."""
+
     run_id: str
     inputs: int
     classified: int
@@ -17,6 +21,7 @@ class RunSummary:
     needs_review: int
     seconds: float
     startup_seconds: float = 0.0
+    audit_heads: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def docs_per_s(self) -> float:
@@ -31,7 +36,7 @@ class RunSummary:
             "dead_by_reason": self.dead_by_reason, "needs_review": self.needs_review,
             "needs_review_share": self.needs_review / self.classified if self.classified else 0.0,
             "seconds": round(self.seconds, 3), "startup_seconds": round(self.startup_seconds, 3),
-            "docs_per_s": round(self.docs_per_s, 1),
+            "docs_per_s": round(self.docs_per_s, 1), "audit_heads": self.audit_heads,
         }
 
 
