@@ -146,6 +146,9 @@ def table(doc: dict) -> str:
                 extra = f"  (forward {s['forward_s']} s, post-processing {s['post_s']} s)"
             elif name == "parse" and s.get("checks_us_per_doc") is not None:
                 extra = f"  (input checks alone {s['checks_us_per_doc']} us/doc)"
+            elif name == "write" and s.get("pii_us_per_doc") is not None:
+                extra = (f"  (pii alone {s['pii_us_per_doc']} us/doc, policy "
+                         f"{s.get('pii_policy', '?')})")
             lines.append(f"  {name:<18} {_fmt(s['us_per_doc']):>9} us/doc "
                          f"{_fmt(s['docs_s']):>11} docs/s {100 * (s['share'] or 0):5.1f}%{extra}")
     acc = res.get("accuracy", {})

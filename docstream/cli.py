@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 from docstream.errors import DocstreamError
 
-COMMANDS = ("run", "query", "replay", "schema", "produce", "train", "evaluate", "model")
+COMMANDS = ("run", "query", "replay", "schema", "produce", "train", "evaluate", "model", "db",
+            "audit")
 
 
 def build_parser() -> argparse.ArgumentParser:

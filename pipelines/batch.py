@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from docstream.errors import DocstreamError
 from docstream.model.artifact import read_manifest
 from docstream.preprocess.config import PreprocessConfig
+from docstream.store.audit_chain import run_heads
 from docstream.store.engine import check_reachable, make_engine
 from docstream.store.errors import StoreError, StoreUnavailableError
 from docstream.store.migrate import upgrade
@@ -186,6 +187,8 @@ def run_inputs(settings: RunSettings, read: beam.PTransform, total: int,
         try:
             summary = RunSummary(run_id=settings.run_id, seconds=seconds,
                                  startup_seconds=startup,
+                                 audit_heads=[h.model_dump() for h in
+                                              run_heads(engine, settings.run_id)],
                                  **asdict(count_run(engine, settings.run_id)))
             finish_run(engine, settings.run_id, status, summary.as_dict())
         except (StoreError, SQLAlchemyError) as e:

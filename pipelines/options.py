@@ -25,3 +25,6 @@ class RunSettings(BaseModel):
     progress: bool = True
     #: batch job: how long a store outage is waited out before the job stops (seconds)
     store_wait_s: float = Field(default=60.0, ge=0.0)
+    #: redaction before storage: "default" (privacy/policies/default.json), another packaged
+    #: policy's name, a policy JSON file, or "off" (privacy.redact)
+    pii_policy: str = Field(default="default", min_length=1)

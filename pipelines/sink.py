@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from docstream.privacy.redact import Redactor, default_redactor
 from docstream.schemas.envelope import PartitionMark, WriteBatch
 from docstream.store.engine import make_engine
 from docstream.store.errors import StoreUnavailableError
@@ -33,7 +34,7 @@ class _Shared:
     marks: LowWaterMarks | None = None
 
 
-_WRITERS: dict[str, _Shared] = {}
+_WRITERS: dict[tuple[str, Redactor], _Shared] = {}
 _WRITERS_LOCK = threading.Lock()
 _WRITTEN: dict[str, int] = {}  # inputs written per run id, in this process
 
@@ -94,15 +95,18 @@ def fault_hook(spec: str | None) -> Callable[[str], None] | None:
 
 
 def shared_writer(url: str, start_positions: Mapping[tuple[str, int], int] | None) -> _Shared:
-    """The process's one writer for `url`: all DoFn instances and threads share it."""
+    """The process's one writer for `url` and the run's redaction policy (`docstream run
+    --pii-policy` leaves it in the environment, privacy.redact.activate): all DoFn instances
+    and threads share it."""
+    redactor = default_redactor()
     with _WRITERS_LOCK:
-        if url not in _WRITERS:
-            shared = _Shared(StoreWriter(make_engine(url)))
+        if (url, redactor) not in _WRITERS:
+            shared = _Shared(StoreWriter(make_engine(url), redactor=redactor))
             shared.writer.set_fault_hook(fault_hook(os.environ.get(FAULT_ENV)))
             if start_positions is not None:
                 shared.marks = LowWaterMarks(start_positions)
-            _WRITERS[url] = shared
-        return _WRITERS[url]
+            _WRITERS[(url, redactor)] = shared
+        return _WRITERS[(url, redactor)]
 
 
 class Progress:

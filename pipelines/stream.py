@@ -43,6 +43,7 @@ from apache_beam.runners.runner import PipelineState
 from sqlalchemy import Engine
 
 from docstream.errors import ConfigError
+from docstream.store.audit_chain import run_heads
 from docstream.store.engine import check_reachable, make_engine
 from docstream.store.migrate import upgrade
 from docstream.store.offsets import load_positions
@@ -176,6 +177,7 @@ def _run(settings: RunSettings, options: StreamOptions, url: KafkaUrl, run_id: s
             status=status, lag=reporter.lag,
             startup_seconds=(reporter.first_write_at - t0) if reporter.first_write_at else 0.0,
             positions={f"{t}/{p}": o for (t, p), o in sorted(reporter.positions.items())},
+            audit_heads=[h.model_dump() for h in run_heads(engine, run_id, since)],
             **asdict(counts))
         finish_run(engine, run_id, summary.status, summary.as_dict())
         gate.reset()

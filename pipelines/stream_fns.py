@@ -10,8 +10,6 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from docstream.privacy.redact import default_redactor
-from docstream.schemas.envelope import WriteBatch
 from docstream.schemas.position import InputPosition
 from docstream.streaming.dlq import DeadLetterMessage, DeadLetterPublisher
 from docstream.streaming.flow import InFlight
@@ -55,7 +53,12 @@ def _replay_of(headers: tuple[tuple[str, bytes], ...]) -> str | None:
 
 
 class PublishDeadLetters(beam.DoFn):
-    """Copies an outcome's dead letters to `<topic>.dlq` (acknowledged) before it is written."""
+    """Copies an outcome's dead letters to `<topic>.dlq` (acknowledged) before it is written.
+
+    The copy is the ORIGINAL message (key, value), not redacted: `docstream replay` reads
+    originals from the `.dlq` topic. Personal data in it is governed like the input topic's,
+    by the broker's retention and ACLs; only the store gets the redacted copy (privacy.redact).
+    """
 
     def __init__(self, bootstrap: str, run_id: str) -> None:
         self.bootstrap = bootstrap
@@ -65,7 +68,6 @@ class PublishDeadLetters(beam.DoFn):
 
     def setup(self) -> None:
         self._publisher = DeadLetterPublisher(self.bootstrap)
-        self._redactor = default_redactor()
 
     def teardown(self) -> None:
         if self._publisher is not None:
@@ -73,10 +75,8 @@ class PublishDeadLetters(beam.DoFn):
 
     def process(self, outcome: Outcome) -> Iterator[Outcome]:
         if outcome.failures and self._publisher is not None:
-            failures = self._redactor.redact(
-                WriteBatch(run_id=self.run_id, failures=outcome.failures)).failures
             messages = []
-            for f in failures:
+            for f in outcome.failures:
                 d, p = f.dead_letter, f.dead_letter.position
                 if p.kind != "kafka" or p.topic is None:
                     continue

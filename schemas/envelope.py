@@ -24,6 +24,12 @@ class ResultRecord(BaseModel):
     created_at: datetime | None = None
     replay_of: str | None = Field(
         default=None, description="Position (`ref`) of the dead letter this input replays.")
+    pii_policy: str | None = Field(
+        default=None, description="The redaction policy this record went through, e.g. "
+        "'default@1', or 'off'; set by the redactor (privacy.redact).")
+    pii_counts: dict[str, int] | None = Field(
+        default=None, description="Entities the redactor changed in this record's stored "
+        "fields, per type, e.g. {'EMAIL_ADDRESS': 1}; never the values.")
 
 
 class FailedRecord(BaseModel):
@@ -36,6 +42,12 @@ class FailedRecord(BaseModel):
     timings_ms: dict[str, float] = Field(default_factory=dict)
     replay_of: str | None = Field(
         default=None, description="Position (`ref`) of the dead letter this input replays.")
+    pii_policy: str | None = Field(
+        default=None, description="The redaction policy this record went through, e.g. "
+        "'default@1', or 'off'; set by the redactor (privacy.redact).")
+    pii_counts: dict[str, int] | None = Field(
+        default=None, description="Entities the redactor changed in this record's stored "
+        "fields, per type, e.g. {'EMAIL_ADDRESS': 1}; never the values.")
 
 
 class PartitionMark(BaseModel):

@@ -29,10 +29,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from docstream.privacy.redact import Redactor, default_redactor
 from docstream.schemas.envelope import FailedRecord, ResultRecord, WriteBatch
 
+from .audit_chain import AuditChainer, AuditKey, audit_key_from_env
 from .errors import StoreUnavailableError, StoreWriteError
 from .masking import mask_secrets, mask_url
 from .refused import fit_text, refused_rows
-from .tables import AuditRow, ClassificationRow, DeadLetterRow, StreamOffsetRow
+from .tables import ClassificationRow, DeadLetterRow, StreamOffsetRow
 from .transient import driver_message, is_data_error, is_transient, short_reason
 
 log = logging.getLogger(__name__)
@@ -118,15 +119,20 @@ def _audit_row(rec: ResultRecord | FailedRecord, run_id: str, now: datetime) -> 
             "source": r.source, "input_sha256": rec.input_sha256,
             "model_version": f"{r.model.name}@{r.model.version}", "outcome": "classified",
             "stage": None, "timings_ms": r.timings_ms, "recorded_at": now,
-            "replay_of": rec.replay_of,
+            "replay_of": rec.replay_of, **_pii(rec),
         }
     d = rec.dead_letter
     return {
         "run_id": run_id, "position": d.position.ref, "doc_id": d.doc_id, "source": d.source,
         "input_sha256": rec.input_sha256, "model_version": None, "outcome": "dead_letter",
         "stage": d.stage, "timings_ms": rec.timings_ms, "recorded_at": now,
-        "replay_of": rec.replay_of,
+        "replay_of": rec.replay_of, **_pii(rec),
     }
+
+
+def _pii(rec: ResultRecord | FailedRecord) -> dict[str, Any]:
+    """The audit record's privacy columns: the redaction policy and the counts (never values)."""
+    return {"pii_policy": rec.pii_policy, "pii_counts": rec.pii_counts}
 
 
 def _last_per_key(rows: list[dict[str, Any]], key: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -173,17 +179,22 @@ class StoreWriter:
     Every batch passes through the redactor, then lands in one transaction: classification
     upserts, dead-letter upserts (count bumps on replay, reopened), the resolution of open
     dead letters at a result's position or `replay_of`, audit records (ignored when the same
-    run already recorded that position) and Kafka partition marks. Records the database
+    run already recorded that position; hash-chained, store.audit_chain, keyed with
+    `audit_key` or else $DOCSTREAM_AUDIT_KEY) and Kafka partition marks. Records the database
     refuses are isolated (see the module docstring); `write` returns a `WriteReport`.
     """
 
-    def __init__(self, engine: Engine, redactor: Redactor | None = None) -> None:
+    def __init__(self, engine: Engine, redactor: Redactor | None = None,
+                 audit_key: AuditKey | None = None) -> None:
         self.engine = engine
         self.redactor = redactor or default_redactor()
         self.dialect = engine.dialect.name
         if self.dialect not in ("sqlite", "postgresql"):
             raise ValueError(f"unsupported dialect {self.dialect!r}")
         self._fault: Callable[[str], None] | None = None
+        self.audit_chain = AuditChainer(
+            self.dialect, audit_key if audit_key is not None else audit_key_from_env(),
+            self._insert)
 
     def set_fault_hook(self, hook: Callable[[str], None] | None) -> None:
         """Test hook called at named points inside the transaction (e.g. 'after_results')."""
@@ -194,10 +205,10 @@ class StoreWriter:
 
     # -- statements ---------------------------------------------------------------------------
 
-    def _execute(self, conn: Connection, stmt: Any, params: Any) -> None:
+    def _execute(self, conn: Connection, stmt: Any, params: Any) -> Any:
         """Execute; a refusal because of the data becomes `_Refused` (the rest propagates)."""
         try:
-            conn.execute(stmt, params)
+            return conn.execute(stmt, params)
         except Exception as e:
             if is_data_error(e):
                 raise _Refused(e) from e
@@ -241,11 +252,8 @@ class StoreWriter:
                            table.c.resolved_at.is_(None))
                     .values(resolved_at=now, resolved_by=run_id))
             self._execute(conn, stmt, {"positions": wanted[i:i + _RESOLVE_CHUNK]})
-        if audits:
-            stmt = self._insert(AuditRow.__table__).on_conflict_do_nothing(
-                index_elements=["run_id", "position"]
-            )
-            self._execute(conn, stmt, audits)
+        if audits:  # only those not yet recorded, chained (store.audit_chain)
+            self.audit_chain.write(conn, audits, run_id, now, self._execute)
 
     def _write_units(self, conn: Connection, units: Sequence[_Unit], run_id: str,
                      now: datetime) -> None:
@@ -306,11 +314,12 @@ class StoreWriter:
                        now: datetime) -> str:
         """`unit` as a stage-"store" dead letter: as it is, else sanitized (store.refused).
         Returns the warning to log once the transaction commits."""
-        message = driver_message(error.error)
+        message = self.redactor.redact_text(driver_message(error.error))  # it may quote input
         last: _Refused | None = None
         for sanitize in (False, True):
             dead, audit = refused_rows(unit.record, unit.position, run_id, now, message,
                                        sanitize)
+            audit.update(_pii(unit.record))
             try:
                 with conn.begin_nested():
                     self._write_rows(conn, [], [dead], [audit], [], run_id, now)
@@ -326,7 +335,7 @@ class StoreWriter:
         raise StoreWriteError(
             f"the database refused even the sanitized dead letter of the record at "
             f"{mask_secrets(ascii(unit.position))[:300]} (run {run_id}): "
-            f"{driver_message(last.error) if last else message}"
+            f"{self.redactor.redact_text(driver_message(last.error)) if last else message}"
         ) from (last.error if last else error.error)
 
     # -- the batch ----------------------------------------------------------------------------
@@ -352,7 +361,8 @@ class StoreWriter:
                 f"the database at {mask_url(self.engine.url)} is unavailable "
                 f"({short_reason(e)}): {what} was rolled back; retry it later")
         return StoreWriteError(f"writing {what} failed and was rolled back: "
-                               f"{e.__class__.__name__}: {driver_message(e)}")
+                               f"{e.__class__.__name__}: "
+                               f"{self.redactor.redact_text(driver_message(e))}")
 
     def write(self, batch: WriteBatch) -> WriteReport:
         """Write `batch` in one transaction; see the class docstring.

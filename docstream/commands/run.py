@@ -6,10 +6,14 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from docstream.errors import ConfigError
 from docstream.model.bundled import bundled_model_dir
+from docstream.store.audit_chain import audit_key_from_env
 from docstream.store.engine import default_url
+
+from .audit import write_head_file
 
 
 def default_sample() -> str:
@@ -32,7 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", metavar="PATH|NAME@VERSION|NAME@production|noop",
                    help="model artifact directory, or a registry reference; default: the "
                    "bundled news-topic model")
-    p.add_argument("--entities", action="store_true", help="extract named entities (spaCy NER)")
+    p.add_argument("--entities", action="store_true", help="extract named entities (spaCy NER); "
+                   "names and places are then redacted too (see --pii-policy)")
+    p.add_argument("--pii-policy", default="default", metavar="FILE|NAME|off",
+                   help="how personal data is redacted before anything is stored: a policy "
+                   "JSON file, a packaged policy (default, strict), or off (nothing redacted; "
+                   "audit records say off). Hashing policies need $DOCSTREAM_PII_KEY. "
+                   "Default: default (pattern types replaced by <TYPE>)")
     p.add_argument("--runner", default=None, help="Beam runner (default DirectRunner for files)")
     p.add_argument("--run-id", help="name this run (default: random); re-using a run id makes a "
                    "replay that adds no audit records")
@@ -45,6 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "outage for S seconds before stopping (batch default 60; streaming default: "
                    "as long as it lasts)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--audit-head-out", metavar="FILE", help="write the heads of the run's audit "
+                   "chains (chain, head hash, length) to FILE as JSON at its end: keep it "
+                   "outside the database for `docstream audit verify --head FILE`")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     k = p.add_argument_group("streaming (kafka:// sources)")
     k.add_argument("--flush-secs", type=float, default=1.0, help="longest wait before a "
@@ -62,6 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from docstream.pipelines.model_source import production_name, resolve_model
     from docstream.pipelines.options import RunSettings
+    from docstream.privacy.redact import activate
 
     sources = args.source or [default_sample()]
     kafka = [s for s in sources if s.startswith("kafka://")]
@@ -81,12 +95,18 @@ def run(args: argparse.Namespace) -> int:
             runner=args.runner or ("PrismRunner" if kafka else "DirectRunner"),
             beam_args=args.beam_args, device=args.device, precision=args.precision,
             review_threshold=args.review_threshold, progress=not args.no_progress,
+            pii_policy=args.pii_policy,
             **({"store_wait_s": args.store_wait_secs}
                if args.store_wait_secs is not None and not kafka else {}),
             **({"run_id": args.run_id} if args.run_id else {}),
         )
     except ValueError as e:
         raise ConfigError(str(e).replace("\n", " ")) from e
+    # before anything starts: a bad policy, or one that hashes without a key, is one line
+    activate(settings.pii_policy, entities=settings.entities)
+    audit_key_from_env()  # a bad audit key setting is one line, before anything starts
+    if args.audit_head_out and not Path(args.audit_head_out).resolve().parent.is_dir():
+        raise ConfigError(f"--audit-head-out {args.audit_head_out}: no such directory")
     if kafka:
         from docstream.pipelines.stream import run_stream
         from docstream.pipelines.stream_options import StreamOptions
@@ -100,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         from docstream.pipelines.batch import run_batch
 
         summary = run_batch(settings)
+    if args.audit_head_out:
+        write_head_file(args.audit_head_out, summary.run_id, summary.audit_heads)
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
     else:
@@ -119,3 +141,6 @@ def print_summary(s: dict) -> None:
     print(f"  dead letters: {s['dead_letters']:,}", file=out)
     for reason, n in s["dead_by_reason"].items():
         print(f"    {reason:<20} {n:>8,}", file=out)
+    for h in s.get("audit_heads", []):
+        print(f"  audit chain {h['chain']}: {h['length']:,} records, head {h['head_hash']} "
+              f"({'keyed' if h['keyed'] else 'unkeyed'})", file=out)

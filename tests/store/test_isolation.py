@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, func, select
 
+from docstream.privacy.redact import stored_payload
 from docstream.schemas import Classification, DeadLetter, InputPosition, ModelRef
 from docstream.schemas.envelope import FailedRecord, PartitionMark, ResultRecord, WriteBatch
 from docstream.store.engine import make_engine
@@ -128,7 +129,7 @@ def test_a_refused_dead_letter_keeps_its_payload(writer: StoreWriter) -> None:
     report = writer.write(WriteBatch(run_id="r", results=[result("a", 1)], failures=[bad]))
     assert (report.results, report.dead_letters, report.isolated) == (1, 1, 1)
     dl = dead_letter(writer, "file:in.jsonl:3")
-    assert dl["payload"] == b"{oops \x00\xff"  # the raw input, untouched
+    assert dl["payload"] == stored_payload(b"{oops \x00\xff")  # the input as any dead letter's
     assert dl["doc_id"] == "p\\udcfe"  # sanitized: the dead letter itself was refused first
     assert "parse/invalid_json" in dl["error"] and "\\udcff" in dl["error"]
 
@@ -144,7 +145,8 @@ def test_an_unstorable_position_is_stored_sanitized(writer: StoreWriter) -> None
     assert dead_letter(writer, stored)["stage"] == "store"
     assert audit(writer, "r", stored)["outcome"] == "dead_letter"
     dl = dead_letter(writer, huge.ref)  # the position fits; the offset column does not
-    assert (dl["stage"], dl["offset"], dl["payload"]) == ("store", None, b"{oops \x00\xff")
+    assert (dl["stage"], dl["offset"], dl["payload"]) == (
+        "store", None, stored_payload(b"{oops \x00\xff"))
     assert dead_letter(writer, "file:in.jsonl:2")["stage"] == "parse"
 
 
@@ -154,8 +156,9 @@ def test_a_clean_batch_costs_no_savepoint(writer: StoreWriter) -> None:
                        failures=[failure(60)])
     assert writer.write(batch).isolated == 0
     assert seen.count("SAVEPOINT") == 0
-    # classifications, dead letters, resolution, audit (+ BEGIN on SQLite)
-    assert len([s for s in seen.seen if s != "BEGIN"]) == 4
+    # classifications, dead letters, resolution, audit: which positions are recorded, the
+    # chain's head (read and locked), the records, the new head (+ BEGIN on SQLite)
+    assert len([s for s in seen.seen if s != "BEGIN"]) == 7
 
 
 def test_bisection_finds_one_bad_record_in_few_savepoints(writer: StoreWriter) -> None:
