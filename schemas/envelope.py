@@ -11,7 +11,22 @@ from .dead_letter import DeadLetter
 from .position import InputPosition
 
 
-class ResultRecord(BaseModel):
+class _Provenance(BaseModel):
+    """What results and dead letters both carry: replay link and redaction bookkeeping."""
+
+    model_config = ConfigDict(frozen=True)
+
+    replay_of: str | None = Field(
+        default=None, description="Position (`ref`) of the dead letter this input replays.")
+    pii_policy: str | None = Field(
+        default=None, description="The redaction policy this record went through, e.g. "
+        "'default@1', or 'off'; set by the redactor (privacy.redact).")
+    pii_counts: dict[str, int] | None = Field(
+        default=None, description="Entities the redactor changed in this record's stored "
+        "fields, per type, e.g. {'EMAIL_ADDRESS': 1}; never the values.")
+
+
+class ResultRecord(_Provenance):
     """A classification plus where its input came from."""
 
     model_config = ConfigDict(frozen=True)
@@ -22,17 +37,9 @@ class ResultRecord(BaseModel):
     kind: str | None = None
     title: str | None = None
     created_at: datetime | None = None
-    replay_of: str | None = Field(
-        default=None, description="Position (`ref`) of the dead letter this input replays.")
-    pii_policy: str | None = Field(
-        default=None, description="The redaction policy this record went through, e.g. "
-        "'default@1', or 'off'; set by the redactor (privacy.redact).")
-    pii_counts: dict[str, int] | None = Field(
-        default=None, description="Entities the redactor changed in this record's stored "
-        "fields, per type, e.g. {'EMAIL_ADDRESS': 1}; never the values.")
 
 
-class FailedRecord(BaseModel):
+class FailedRecord(_Provenance):
     """A dead letter plus the sha256 of its raw input and the time spent on it."""
 
     model_config = ConfigDict(frozen=True)
@@ -40,14 +47,6 @@ class FailedRecord(BaseModel):
     dead_letter: DeadLetter
     input_sha256: str
     timings_ms: dict[str, float] = Field(default_factory=dict)
-    replay_of: str | None = Field(
-        default=None, description="Position (`ref`) of the dead letter this input replays.")
-    pii_policy: str | None = Field(
-        default=None, description="The redaction policy this record went through, e.g. "
-        "'default@1', or 'off'; set by the redactor (privacy.redact).")
-    pii_counts: dict[str, int] | None = Field(
-        default=None, description="Entities the redactor changed in this record's stored "
-        "fields, per type, e.g. {'EMAIL_ADDRESS': 1}; never the values.")
 
 
 class PartitionMark(BaseModel):
