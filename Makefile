@@ -9,10 +9,11 @@ run:            ## set up, then run the main job on embedded defaults
 	@scripts/bootstrap
 	.venv/bin/docstream run
 
-test:           ## set up, install + start PostgreSQL and Kafka, build Prism, run the whole suite
+test:           ## set up, install + start PostgreSQL and Kafka, install headless Chromium, build Prism, run the whole suite
 	@scripts/bootstrap
 	scripts/dev-services install
 	scripts/dev-services start
+	scripts/install-browser
 	scripts/build-prism >/dev/null
 	.venv/bin/ruff check .
 	.venv/bin/python -m pytest -p no:cacheprovider
