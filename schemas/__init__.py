@@ -4,6 +4,7 @@ from .classification import Classification, Entity, ModelRef
 from .dead_letter import DeadLetter, Stage
 from .position import InputPosition
 from .post import MAX_TEXT_CHARS, Post
+from .review import Review, ReviewDecision, Reviewer
 
 __all__ = [
     "MAX_TEXT_CHARS",
@@ -13,5 +14,8 @@ __all__ = [
     "InputPosition",
     "ModelRef",
     "Post",
+    "Review",
+    "ReviewDecision",
+    "Reviewer",
     "Stage",
 ]

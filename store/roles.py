@@ -1,16 +1,24 @@
-"""Least privilege on PostgreSQL: an owner, a writer and a reader role per store.
+"""Least privilege on PostgreSQL: an owner, a writer, a reader and a reviewer role per store.
 
 - `PREFIX_owner` (`docstream db upgrade`, migrations): owns docstream's tables, the view
-  and the trigger function; CREATE on the schema.
+  and the trigger functions; CREATE on the schema. Adding and revoking reviewers (rows of
+  `reviewers`: `docstream reviewers add`) is the owner's: run it with the owner's (or an
+  administrator's) URL; no other role may write that table.
 - `PREFIX_writer` (`docstream run`, `replay`, `model`): `TABLE_GRANTS`, i.e. SELECT, INSERT,
   UPDATE on the job's tables; SELECT, INSERT on audit_log (never UPDATE, DELETE, TRUNCATE);
-  USAGE on audit_log's sequence.
-- `PREFIX_reader` (`docstream query`, an API): SELECT on classifications, audit_log,
-  audit_heads, runs, model_versions and the view dead_letters_public; not on dead_letters
-  (its payloads) nor stream_offsets.
+  USAGE on audit_log's sequence. Nothing on reviewers and reviews.
+- `PREFIX_reader` (`docstream query`, `docstream serve`'s reads): SELECT on classifications
+  (its `text` is redacted), audit_log, audit_heads, runs, model_versions, reviews (the human
+  labels) and the view dead_letters_public; not on dead_letters (its payloads),
+  stream_offsets nor reviewers (token hashes).
+- `PREFIX_reviewer` (`docstream serve --review-db`): INSERT on reviews only (no SELECT,
+  UPDATE, DELETE, TRUNCATE: it can add a decision, not read or change one), SELECT on
+  reviewers (to check a token against the stored hashes) and on alembic_version (the
+  server checks the schema version); nothing else. reviews has no serial column (its key is
+  a client-generated uuid), so it needs no sequence.
 
-Neither the writer nor the reader may create, alter or drop anything: they own nothing and
-have no CREATE on the schema (`ensure_roles` also revokes CREATE on it from PUBLIC, the
+None of the writer, reader and reviewer may create, alter or drop anything: they own nothing
+and have no CREATE on the schema (`ensure_roles` also revokes CREATE on it from PUBLIC, the
 default before PostgreSQL 15).
 
 Grants are per table, never default privileges: a default grant would hand every later
@@ -41,25 +49,33 @@ from .masking import mask_url
 from .migrate import current_revision, quote_ident, upgrade
 from .transient import driver_message
 
-ROLE_KINDS = ("owner", "writer", "reader")
+ROLE_KINDS = ("owner", "writer", "reader", "reviewer")
+#: the roles that get `TABLE_GRANTS` (the owner owns everything)
+GRANTEES = ("writer", "reader", "reviewer")
 DEFAULT_PREFIX = "docstream"
 _PREFIX = re.compile(r"[a-z][a-z0-9_]{0,40}")
 
 _WRITE = ("SELECT", "INSERT", "UPDATE")
-# relation -> what the writer and the reader get; the owner owns them all.
+_READ = ("SELECT",)
+# relation -> what each of `GRANTEES` gets (every one named, () for nothing); the owner owns
+# them all.
 TABLE_GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
-    "classifications": {"writer": _WRITE, "reader": ("SELECT",)},
-    "dead_letters": {"writer": _WRITE, "reader": ()},
-    "dead_letters_public": {"writer": ("SELECT",), "reader": ("SELECT",)},
-    "audit_log": {"writer": ("SELECT", "INSERT"), "reader": ("SELECT",)},
-    "audit_heads": {"writer": _WRITE, "reader": ("SELECT",)},
-    "stream_offsets": {"writer": _WRITE, "reader": ()},
-    "runs": {"writer": _WRITE, "reader": ("SELECT",)},
-    "model_versions": {"writer": _WRITE, "reader": ("SELECT",)},
-    "alembic_version": {"writer": ("SELECT",), "reader": ("SELECT",)},
+    "classifications": {"writer": _WRITE, "reader": _READ, "reviewer": ()},
+    "dead_letters": {"writer": _WRITE, "reader": (), "reviewer": ()},
+    "dead_letters_public": {"writer": _READ, "reader": _READ, "reviewer": ()},
+    "audit_log": {"writer": ("SELECT", "INSERT"), "reader": _READ, "reviewer": ()},
+    "audit_heads": {"writer": _WRITE, "reader": _READ, "reviewer": ()},
+    "stream_offsets": {"writer": _WRITE, "reader": (), "reviewer": ()},
+    "runs": {"writer": _WRITE, "reader": _READ, "reviewer": ()},
+    "model_versions": {"writer": _WRITE, "reader": _READ, "reviewer": ()},
+    # token hashes: the reviewer checks tokens; the owner adds and revokes reviewers
+    "reviewers": {"writer": (), "reader": (), "reviewer": _READ},
+    # append-only (trigger); the reviewer adds decisions without reading any back
+    "reviews": {"writer": (), "reader": _READ, "reviewer": ("INSERT",)},
+    "alembic_version": {"writer": _READ, "reader": _READ, "reviewer": _READ},
 }
 VIEWS = frozenset({"dead_letters_public"})
-FUNCTIONS = ("audit_log_refuse_change()",)
+FUNCTIONS = ("audit_log_refuse_change()", "reviews_refuse_change()")
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
 # serializes concurrent `db roles` / `db upgrade` grants on one database
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('docstream.store.roles'))"
@@ -67,7 +83,7 @@ _LOCK = "SELECT pg_advisory_xact_lock(hashtext('docstream.store.roles'))"
 
 @dataclass(frozen=True)
 class RoleNames:
-    """The three role names of one prefix: `docstream` gives docstream_owner, ..."""
+    """The four role names of one prefix: `docstream` gives docstream_owner, ..."""
 
     prefix: str = DEFAULT_PREFIX
 
@@ -93,8 +109,17 @@ class RoleNames:
     def reader(self) -> str:
         return self.of("reader")
 
-    def all(self) -> tuple[str, str, str]:
-        return (self.owner, self.writer, self.reader)
+    @property
+    def reviewer(self) -> str:
+        return self.of("reviewer")
+
+    def all(self) -> tuple[str, ...]:
+        """The role names, in `ROLE_KINDS` order."""
+        return tuple(self.of(kind) for kind in ROLE_KINDS)
+
+    def grantees(self) -> str:
+        """The roles of `GRANTEES`, quoted and comma-separated (for GRANT and REVOKE)."""
+        return ", ".join(quote_ident(self.of(kind)) for kind in GRANTEES)
 
 
 @dataclass
@@ -156,7 +181,7 @@ def existing_roles(conn: Connection, names: RoleNames) -> set[str]:
 
 
 def _serial_sequences(conn: Connection, tables: list[str]) -> list[str]:
-    """The sequences behind serial columns of `tables` (audit_log.seq)."""
+    """The sequences behind serial columns of `tables` (audit_log.seq; reviews has none)."""
     rows = conn.execute(text(
         "SELECT DISTINCT s.relname FROM pg_class s "
         "JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid "
@@ -169,26 +194,30 @@ def _serial_sequences(conn: Connection, tables: list[str]) -> list[str]:
 
 
 def grant_privileges(conn: Connection, names: RoleNames) -> list[str]:
-    """Apply `TABLE_GRANTS` to the relations there are (each: revoke all from the writer and
-    the reader, then grant its line), and USAGE on the serial sequences of the tables the
-    writer inserts into. Returns the relations not there yet. The connected role must own
-    the relations (or be a superuser)."""
+    """Apply `TABLE_GRANTS` to the relations there are (each: revoke all from the writer,
+    the reader and the reviewer, then grant its line), and USAGE on the serial sequences of
+    the tables a role inserts into to that role (revoked from the others). Returns the
+    relations not there yet. The connected role must own the relations (or be a
+    superuser)."""
     present = _relations(conn, TABLE_GRANTS)
-    both = f"{quote_ident(names.writer)}, {quote_ident(names.reader)}"
+    grantees = names.grantees()
     for relation, grants in TABLE_GRANTS.items():
         if relation not in present:
             continue
         rel = quote_ident(relation)
-        conn.execute(text(f"REVOKE ALL ON TABLE {rel} FROM {both}"))
+        conn.execute(text(f"REVOKE ALL ON TABLE {rel} FROM {grantees}"))
         for kind, privileges in grants.items():
             if privileges:
                 conn.execute(text(f"GRANT {', '.join(privileges)} ON TABLE {rel} "
                                   f"TO {quote_ident(names.of(kind))}"))
-    inserting = [r for r, g in TABLE_GRANTS.items() if "INSERT" in g["writer"] and r in present]
-    for sequence in _serial_sequences(conn, inserting):
-        seq = quote_ident(sequence)
-        conn.execute(text(f"REVOKE ALL ON SEQUENCE {seq} FROM {both}"))
-        conn.execute(text(f"GRANT USAGE ON SEQUENCE {seq} TO {quote_ident(names.writer)}"))
+    tables = [r for r in TABLE_GRANTS if r in present and r not in VIEWS]
+    for sequence in _serial_sequences(conn, tables):
+        conn.execute(text(f"REVOKE ALL ON SEQUENCE {quote_ident(sequence)} FROM {grantees}"))
+    for kind in GRANTEES:
+        inserting = [r for r in tables if "INSERT" in TABLE_GRANTS[r][kind]]
+        for sequence in _serial_sequences(conn, inserting) if inserting else ():
+            conn.execute(text(f"GRANT USAGE ON SEQUENCE {quote_ident(sequence)} "
+                              f"TO {quote_ident(names.of(kind))}"))
     return [r for r in TABLE_GRANTS if r not in present]
 
 
@@ -279,8 +308,8 @@ def _reown(conn: Connection, owner: str, report: RolesReport) -> None:
 
 def ensure_roles(engine: Engine, names: RoleNames,
                  passwords: Mapping[str, str] | None = None) -> RolesReport:
-    """Create (or bring back in line) the owner, writer and reader roles of `names` and
-    their privileges on the store at `engine`, in one transaction; idempotent.
+    """Create (or bring back in line) the owner, writer, reader and reviewer roles of `names`
+    and their privileges on the store at `engine`, in one transaction; idempotent.
 
     `passwords`: role kind -> password to set (others keep theirs; a new role without one
     has none, for trust, peer or certificate authentication). Connect as a superuser, or a
@@ -309,8 +338,7 @@ def ensure_roles(engine: Engine, names: RoleNames,
                               f"TO {everyone}"))
             conn.execute(text(f"GRANT USAGE ON SCHEMA {schema} TO {everyone}"))
             conn.execute(text(f"GRANT CREATE ON SCHEMA {schema} TO {quote_ident(names.owner)}"))
-            conn.execute(text(f"REVOKE CREATE ON SCHEMA {schema} FROM "
-                              f"{quote_ident(names.writer)}, {quote_ident(names.reader)}"))
+            conn.execute(text(f"REVOKE CREATE ON SCHEMA {schema} FROM {names.grantees()}"))
             report.public_create_revoked = _revoke_public_create(conn, report.schema)
             _reown(conn, names.owner, report)
             report.missing = grant_privileges(conn, names)
@@ -324,8 +352,8 @@ def upgrade_as_owner(engine: Engine, names: RoleNames) -> UpgradeReport:
     """Migrate the store to the newest revision, then re-apply the grants (`docstream db
     upgrade`). On PostgreSQL with the roles of `names` in place, the migration runs as the
     owner role (SET ROLE, when connected as an administrator that may), so that what it
-    creates belongs to the owner; the writer and reader then get their `TABLE_GRANTS` on
-    whatever it created. Without the roles (or on SQLite) it only migrates."""
+    creates belongs to the owner; the writer, reader and reviewer then get their
+    `TABLE_GRANTS` on whatever it created. Without the roles (or on SQLite) it only migrates."""
     report = UpgradeReport()
     postgres = engine.dialect.name == "postgresql"
     can_grant = False
@@ -333,9 +361,12 @@ def upgrade_as_owner(engine: Engine, names: RoleNames) -> UpgradeReport:
         with engine.connect() as conn:
             report.before = current_revision(conn)
             if postgres:
-                if existing_roles(conn, names) != set(names.all()):
-                    report.note = (f"no roles {', '.join(names.all())} here: run `docstream db "
-                                   "roles` as an administrator to create them")
+                there = existing_roles(conn, names)
+                missing = [r for r in names.all() if r not in there]
+                if missing:
+                    report.note = (f"no roles {', '.join(missing)} here: grants not "
+                                   "re-applied; run `docstream db roles` as an administrator "
+                                   "to create them")
                 else:
                     who, member = conn.execute(text(
                         "SELECT current_user, pg_has_role(current_user, :o, 'MEMBER')"),
@@ -360,6 +391,7 @@ def upgrade_as_owner(engine: Engine, names: RoleNames) -> UpgradeReport:
                 report.granted = True
     except SQLAlchemyError as e:
         raise StoreError(f"migrated the store at {mask_url(engine.url)}, but cannot grant "
-                         f"the writer and reader their privileges: {driver_message(e)}; run `docstream db "
+                         f"the writer, reader and reviewer their privileges: {driver_message(e)}; "
+                         "run `docstream db "
                          "roles` as an administrator (it gives the owner every table)") from e
     return report

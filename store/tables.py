@@ -9,12 +9,16 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
+    Column,
     DateTime,
     Float,
     Index,
     Integer,
     LargeBinary,
+    MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -45,6 +49,8 @@ class ClassificationRow(Base):
     n_chunks: Mapped[int] = mapped_column(Integer, default=1)
     n_tokens: Mapped[int] = mapped_column(Integer, default=0)
     entities: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    #: the redacted text kept for review (needs_review posts; all with --store-text all)
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
     timings_ms: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
     input_sha256: Mapped[str] = mapped_column(String(64))
     position: Mapped[str] = mapped_column(String(1024))
@@ -87,6 +93,57 @@ class DeadLetterRow(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (Index("ix_dead_letters_reason", "reason"),)
+
+
+class ReviewerRow(Base):
+    """A person allowed to write reviews; only the sha256 of their token is stored."""
+
+    __tablename__ = "reviewers"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (UniqueConstraint("token_sha256", name="uq_reviewers_token"),)
+
+
+class ReviewRow(Base):
+    """Append-only: one human decision on one post. The latest row of a post is its human
+    label; the model's label in `classifications` is never changed by a review."""
+
+    __tablename__ = "reviews"
+
+    review_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    source: Mapped[str] = mapped_column(String(256))
+    doc_id: Mapped[str] = mapped_column(String(256))
+    action: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(128))
+    previous_label: Mapped[str] = mapped_column(String(128))
+    previous_score: Mapped[float] = mapped_column(Float)
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    reviewer: Mapped[str] = mapped_column(String(64))
+    reviewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("action IN ('accept', 'relabel')", name="ck_reviews_action"),
+        Index("ix_reviews_doc", "source", "doc_id", "reviewed_at"),
+        Index("ix_reviews_reviewed_at", "reviewed_at"),
+    )
+
+
+#: the columns of the view dead_letters_public (migration 0005): dead_letters without the raw
+#: input (payload, key), for the reader role
+DEAD_LETTERS_PUBLIC_COLUMNS = (
+    "position", "input_kind", "file", "line", "topic", "partition", "offset", "doc_id",
+    "source", "stage", "reason", "error", "count", "first_seen", "last_seen", "run_id",
+    "resolved_at", "resolved_by",
+)
+DeadLettersPublic = Table(
+    "dead_letters_public", MetaData(),
+    *(Column(c, DeadLetterRow.__table__.c[c].type, key=c) for c in DEAD_LETTERS_PUBLIC_COLUMNS),
+)
 
 
 class AuditRow(Base):
