@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from docstream.errors import DocstreamError
 
 COMMANDS = ("run", "query", "replay", "schema", "produce", "train", "evaluate", "model", "db",
-            "audit")
+            "audit", "serve", "reviewers", "reviews")
 
 
 def build_parser() -> argparse.ArgumentParser:
