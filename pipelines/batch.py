@@ -83,7 +83,8 @@ def build_model_stages(
     # RunInference declares no output type, so Beam would size-sample its elements by
     # pickling them (milliseconds per batch); typing the PCollection selects BatchCoder.
     predicted.element_type = BatchPredictions
-    good = predicted | "ToOutcome" >> beam.ParDo(ToOutcome()).with_output_types(Outcome)
+    good = (predicted | "ToOutcome" >> beam.ParDo(ToOutcome(settings.store_text))
+            .with_output_types(Outcome))
     bad = (dlq.failed_inferences
            | "FailedToOutcome" >> beam.ParDo(FailedInferenceToOutcome()).with_output_types(Outcome))
     return good, bad

@@ -7,6 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: which posts keep their (redacted) text in the store for review: "review" (those flagged
+#: needs_review), "all", "off" (none)
+StoreText = Literal["review", "all", "off"]
+
 
 class RunSettings(BaseModel):
     model_config = ConfigDict(frozen=True, protected_namespaces=())
@@ -28,3 +32,5 @@ class RunSettings(BaseModel):
     #: redaction before storage: "default" (privacy/policies/default.json), another packaged
     #: policy's name, a policy JSON file, or "off" (privacy.redact)
     pii_policy: str = Field(default="default", min_length=1)
+    #: which posts keep their (redacted) text in the store for review (StoreText)
+    store_text: StoreText = "review"

@@ -16,6 +16,7 @@ from docstream.schemas.dead_letter import DeadLetter
 from docstream.schemas.envelope import FailedRecord, ResultRecord
 
 from .handler import BatchPredictions
+from .options import StoreText
 from .parse import parse_raw
 from .records import (
     DocBatch,
@@ -95,10 +96,21 @@ def _prepare_one(pre: Preprocessor, text: RawText) -> Any:
         return PrepareError("preprocess_error", f"preprocessing failed: {e.__class__.__name__}: {e}")
 
 
-class ToOutcome(beam.DoFn):
-    """Predictions → result records; inference errors → dead letters."""
+def kept_text(store_text: StoreText, text: str, needs_review: bool) -> str | None:
+    """The post's text a result keeps for review (`RunSettings.store_text`): every post's with
+    "all", a flagged one's with "review", none with "off". Redacted before it is stored."""
+    if store_text == "all" or (store_text == "review" and needs_review):
+        return text
+    return None
 
-    def __init__(self) -> None:
+
+class ToOutcome(beam.DoFn):
+    """Predictions → result records; inference errors → dead letters.
+
+    `store_text`: which results keep the post's original text for review (`kept_text`)."""
+
+    def __init__(self, store_text: StoreText = "review") -> None:
+        self.store_text = store_text
         self.results = Metrics.counter(NAMESPACE, "classified")
         self.dead = Metrics.counter(NAMESPACE, "dead_letters")
 
@@ -129,6 +141,7 @@ class ToOutcome(beam.DoFn):
                     ),
                     position=parsed.raw.position, input_sha256=parsed.sha256,
                     kind=post.kind, title=post.title, created_at=post.created_at,
+                    text=kept_text(self.store_text, post.text, pred.needs_review),
                     replay_of=parsed.raw.replay_of,
                 )
             )

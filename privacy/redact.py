@@ -2,9 +2,11 @@
 
 `PolicyRedactor` applies a policy (privacy.policy) to what a `WriteBatch` would store:
 
-- results: the title; the named entities (with --entities) — a PERSON or LOCATION entity
-  (spaCy's PERSON, GPE, LOC, FAC) becomes its operator's output, any other one is searched
-  for pattern types; the doc id and source (`identifiers`);
+- results: the title, and the post's text where the run keeps it for review
+  (`docstream run --store-text`: flagged posts by default), both alike; the named entities
+  (with --entities) — a PERSON or LOCATION entity (spaCy's PERSON, GPE, LOC, FAC) becomes its
+  operator's output, any other one is searched for pattern types; the doc id and source
+  (`identifiers`);
 - dead letters: the payload decoded as UTF-8 (JSON `\\uXXXX` escapes read as the characters
   they stand for), then searched; bytes that are not UTF-8 are replaced by
   `<undecodable: N bytes, sha256 HEX>` (the original is at its position, or in the `.dlq`
@@ -13,12 +15,16 @@
 
 Names (PERSON, LOCATION) are redacted when the run extracts entities (--entities) or the
 policy says `"ner": "always"`. With --entities, a result's names come from the spaCy pass that
-preprocessing already made over the title and text: they are replaced in the title where they
-occur, and no spaCy runs again (this relies on the model's preprocessing reading the title,
-`include_title`, as every model does by default and the bundled one does). Otherwise (the
-policy's "always" on a run without --entities, and every dead letter, which never reached
-preprocessing or never got its entities) the redactor runs spaCy's NER itself, once per batch
-over the texts that need it: about 1.3 ms a headline here, against ~0.05 ms for the reuse.
+preprocessing already made over the title and text: they are replaced in the title and the
+kept text where they occur, and no spaCy runs again (this relies on the model's preprocessing
+reading the title, `include_title`, as every model does by default and the bundled one does;
+that pass read the cleaned text, so a name that the original writes otherwise, split by
+markup or with HTML entities, e.g. `<b>Kwame</b> Mensah`, is not found in the original).
+Otherwise (the policy's "always" on a run without --entities, and every dead letter, which
+never reached preprocessing or never got its entities) the redactor runs spaCy's NER itself,
+once per batch over the titles and kept texts that need it (and once over the dead letters'
+payloads): about 1.3 ms a headline here, more for a text, in proportion to its length,
+against ~0.05 ms for the reuse.
 
 Each record leaves with `pii_policy` ("default@1", "off") and `pii_counts` (entities changed
 per type, over all its stored fields); the store's audit record carries both, never a value.
@@ -161,16 +167,25 @@ class PolicyRedactor:
 
     # -- records -----------------------------------------------------------------------------
 
-    def _result(self, rec: ResultRecord, title_names: list[Any] | None) -> ResultRecord:
+    def _field(self, text: str | None, names: list[Any] | None, entities: list[Entity] | None,
+               counts: Counter[str]) -> str | None:
+        """A result's title or text: pattern types, and names from `names` (the second spaCy
+        pass) or else from the result's entities (the reuse)."""
+        if not text:
+            return text
+        if names is None:
+            names = (self._names_in(text, entities) if entities is not None and self.ner_types
+                     else [])
+        text, found = self._text(text, names)
+        counts.update(found)
+        return text
+
+    def _result(self, rec: ResultRecord, title_names: list[Any] | None,
+                text_names: list[Any] | None = None) -> ResultRecord:
         r = rec.result
         counts: Counter[str] = Counter()
-        title = rec.title
-        if title:
-            names = title_names if title_names is not None else (
-                self._names_in(title, r.entities) if r.entities is not None and self.ner_types
-                else [])
-            title, found = self._text(title, names)
-            counts.update(found)
+        title = self._field(rec.title, title_names, r.entities, counts)
+        text = self._field(rec.text, text_names, r.entities, counts)
         update: dict[str, Any] = {}
         if r.entities:
             update["entities"] = self._entities(r.entities, counts)
@@ -178,7 +193,7 @@ class PolicyRedactor:
             update["doc_id"] = self.ops.identifier(r.doc_id)
             update["source"] = self.ops.identifier(r.source)
         result = r.model_copy(update=update) if update else r
-        return rec.model_copy(update={"result": result, "title": title,
+        return rec.model_copy(update={"result": result, "title": title, "text": text,
                                       "pii_policy": self.name, "pii_counts": dict(counts)})
 
     def _payload_text(self, payload: bytes) -> tuple[str | None, bool]:
@@ -217,15 +232,25 @@ class PolicyRedactor:
         return rec.model_copy(update={"dead_letter": d.model_copy(update=update),
                                       "pii_policy": self.name, "pii_counts": dict(counts)})
 
+    def _second_pass(self, results: Sequence[ResultRecord]
+                     ) -> tuple[list[list[Any] | None], list[list[Any] | None]]:
+        """Names in the titles and texts of the results without entities, for the policy's
+        "always": one spaCy pass over them all (None where there is nothing to search)."""
+        title_names: list[list[Any] | None] = [None] * len(results)
+        text_names: list[list[Any] | None] = [None] * len(results)
+        if not self.names_always:
+            return title_names, text_names
+        todo = [(out, i, value) for i, r in enumerate(results) if r.result.entities is None
+                for out, value in ((title_names, r.title), (text_names, r.text)) if value]
+        for (out, i, _), names in zip(todo, self.detector.names([v for _, _, v in todo]),
+                                      strict=True):
+            out[i] = names
+        return title_names, text_names
+
     def redact(self, batch: WriteBatch) -> WriteBatch:
-        title_names: list[list[Any] | None] = [None] * len(batch.results)
-        if self.names_always:  # a second spaCy pass, over the titles without entities
-            todo = [i for i, r in enumerate(batch.results)
-                    if r.title and r.result.entities is None]
-            for i, names in zip(todo, self.detector.names(
-                    [batch.results[i].title or "" for i in todo]), strict=True):
-                title_names[i] = names
-        results = [self._result(r, n) for r, n in zip(batch.results, title_names, strict=True)]
+        title_names, text_names = self._second_pass(batch.results)
+        results = [self._result(r, t, x) for r, t, x
+                   in zip(batch.results, title_names, text_names, strict=True)]
         failures = batch.failures
         if failures:
             names: list[list[Any]] = [[] for _ in failures]

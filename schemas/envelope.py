@@ -37,6 +37,9 @@ class ResultRecord(_Provenance):
     kind: str | None = None
     title: str | None = None
     created_at: datetime | None = None
+    text: str | None = Field(
+        default=None, description="the post's text kept for people to review; stored "
+        "redacted; None when the run keeps none")
 
 
 class FailedRecord(_Provenance):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, bindparam, update
+from sqlalchemy import Connection, Engine, Table, bindparam, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -76,6 +76,7 @@ def _result_row(rec: ResultRecord, run_id: str, now: datetime) -> dict[str, Any]
         "n_chunks": r.n_chunks,
         "n_tokens": r.n_tokens,
         "entities": [e.model_dump() for e in r.entities] if r.entities is not None else None,
+        "text": rec.text,
         "timings_ms": r.timings_ms,
         "input_sha256": rec.input_sha256,
         "position": rec.position.ref,
@@ -177,11 +178,12 @@ class StoreWriter:
     """Writes `WriteBatch`es. One instance per store: the pipeline routes all writes here.
 
     Every batch passes through the redactor, then lands in one transaction: classification
-    upserts, dead-letter upserts (count bumps on replay, reopened), the resolution of open
-    dead letters at a result's position or `replay_of`, audit records (ignored when the same
-    run already recorded that position; hash-chained, store.audit_chain, keyed with
-    `audit_key` or else $DOCSTREAM_AUDIT_KEY) and Kafka partition marks. Records the database
-    refuses are isolated (see the module docstring); `write` returns a `WriteReport`.
+    upserts (the review text stored before is kept when the new record has none), dead-letter
+    upserts (count bumps on replay, reopened), the resolution of open dead letters at a
+    result's position or `replay_of`, audit records (ignored when the same run already
+    recorded that position; hash-chained, store.audit_chain, keyed with `audit_key` or else
+    $DOCSTREAM_AUDIT_KEY) and Kafka partition marks. Records the database refuses are
+    isolated (see the module docstring); `write` returns a `WriteReport`.
     """
 
     def __init__(self, engine: Engine, redactor: Redactor | None = None,
@@ -223,7 +225,11 @@ class StoreWriter:
             stmt = self._insert(ClassificationRow.__table__)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["source", "id"],
-                set_={c: stmt.excluded[c] for c in _CLASSIFICATION_UPDATE},
+                set_={**{c: stmt.excluded[c] for c in _CLASSIFICATION_UPDATE},
+                      # a rerun that keeps no text (not flagged now, --store-text off) keeps
+                      # the text stored before, which a review may still need
+                      "text": func.coalesce(stmt.excluded.text,
+                                            ClassificationRow.__table__.c.text)},
             )
             self._execute(conn, stmt, results)
         if deads:

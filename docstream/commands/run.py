@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="numeric mode (auto: the fastest one the artifact checked for this device)")
     p.add_argument("--review-threshold", type=float, help="needs_review below this calibrated "
                    "score (default: the model's)")
+    p.add_argument("--store-text", choices=["review", "all", "off"], default="review",
+                   help="which posts keep their (redacted) text in the store for review: "
+                   "flagged ones (review, the default), all, none (off)")
     p.add_argument("--store-wait-secs", type=float, metavar="S", help="wait out a database "
                    "outage for S seconds before stopping (batch default 60; streaming default: "
                    "as long as it lasts)")
@@ -95,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             runner=args.runner or ("PrismRunner" if kafka else "DirectRunner"),
             beam_args=args.beam_args, device=args.device, precision=args.precision,
             review_threshold=args.review_threshold, progress=not args.no_progress,
-            pii_policy=args.pii_policy,
+            pii_policy=args.pii_policy, store_text=args.store_text,
             **({"store_wait_s": args.store_wait_secs}
                if args.store_wait_secs is not None and not kafka else {}),
             **({"run_id": args.run_id} if args.run_id else {}),

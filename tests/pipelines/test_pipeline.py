@@ -6,6 +6,7 @@ import json
 from typing import ClassVar
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -93,3 +94,49 @@ def test_a_failing_document_is_isolated() -> None:
     (out,) = handler.run_inference([batch], model)
     assert [isinstance(p, str) for p in out.predictions] == [False, True, False]
     assert "poison" in out.predictions[1]
+
+
+@pytest.mark.parametrize(("store_text", "kept"), [
+    ("review", [None, "<p>Stocks &amp; bonds</p> fell."]),
+    ("all", ["Stocks rose today.", "<p>Stocks &amp; bonds</p> fell."]),
+    ("off", [None, None]),
+])
+def test_results_keep_the_original_text_as_store_text_says(store_text: str,
+                                                           kept: list[str | None]) -> None:
+    """ToOutcome, shared by the batch and streaming jobs (build_model_stages): the post's
+    original text (not the cleaned one) on flagged results, all, or none."""
+    from docstream.model.classify import DocPrediction
+    from docstream.pipelines.handler import BatchPredictions
+    from docstream.pipelines.parse import parse_raw
+    from docstream.pipelines.records import ParsedItem, PreparedItem
+    from docstream.pipelines.stages import ToOutcome
+    from docstream.preprocess.preprocessor import Prepared
+    from docstream.schemas.classification import ModelRef
+
+    def item(i: int, text: str) -> PreparedItem:
+        parsed = parse_raw(raw(i, post(i, text)))
+        assert isinstance(parsed, ParsedItem)
+        return PreparedItem(parsed, Prepared("cleaned", [[101, 102]], None, 1))
+
+    batch = DocBatch([item(1, "Stocks rose today."), item(2, "<p>Stocks &amp; bonds</p> fell.")],
+                     [])
+    predictions: list[DocPrediction | str] = [
+        DocPrediction("a", 0.9, {"a": 0.9, "b": 0.1}, False, 0.0),
+        DocPrediction("b", 0.4, {"a": 0.4, "b": 0.6}, True, 0.0)]
+    ref = ModelRef(name="m", version="0", weights_sha256="0")
+    (outcome,) = ToOutcome(store_text).process(BatchPredictions(batch, predictions, ref))
+    assert [r.text for r in outcome.results] == kept
+
+
+def test_model_stages_honour_store_text() -> None:
+    """build_model_stages (the batch and the streaming job) hands RunSettings.store_text to
+    ToOutcome; the fixed-label model flags nothing, so only "all" keeps texts."""
+    for store_text, kept in (("all", "Stocks rose today."), ("review", None)):
+        settings = RunSettings(sources=["x"], sink="sqlite://", model_dir=NOOP_MODEL,
+                               store_text=store_text)
+        with TestPipeline() as p:
+            branches = build_model_stages(p | beam.Create(BATCHES[:1]), settings,
+                                          PreprocessConfig())
+            texts = branches | beam.Flatten() | beam.FlatMap(
+                lambda o: [(r.result.doc_id, r.text) for r in o.results])
+            assert_that(texts, equal_to([("p1", kept)]))

@@ -84,6 +84,11 @@ def test_real_model_2000_posts_exactly_once(
     assert labels <= {"World", "Sports", "Business", "Sci/Tech"} and len(labels) == 4
     assert stored_positions(pg_url, "ga") == end_offsets(kafka_bootstrap, topic)
     assert "classified: 2,000" in out
+    # --store-text review (the default): the text of the flagged posts only, for review
+    kept = dict(rows(pg_url, "select needs_review, count(*) from classifications "
+                             "where text is not null group by needs_review"))
+    flagged = scalar(pg_url, "select count(*) from classifications where needs_review")
+    assert flagged and kept == {True: flagged}
 
 
 def test_kill_9_twice_loses_and_doubles_nothing(

@@ -3,7 +3,8 @@ column of any table or view (BLOB/bytea decoded) of either store, nor in the pri
 nor in the job's log (captured at INFO, below the job's own WARNING level).
 
 The default policy covers the pattern types (titles, dead-letter payloads and errors);
---entities adds names and places; a policy that hashes identifiers covers ids and sources.
+--entities adds names and places (in titles and, with --store-text all, every post's text
+kept for review); a policy that hashes identifiers covers ids and sources.
 Runs go through `docstream.cli.main`, in process, with the no-op model.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import func, inspect, select, text
 
 from docstream.cli import main
 from docstream.privacy.policy import KEY_ENV, load_policy
@@ -115,7 +116,7 @@ def test_entities_and_hashed_identifiers_leave_nothing(db_url: str, tmp_path: Pa
     (tmp_path / "policy.json").write_text(json.dumps(policy))
     monkeypatch.setenv(KEY_ENV, TEST_KEY)
     posts = pii_posts(120, seed=12, share=0.3, pii_ids=True, dead_every=10)
-    outputs = run(posts, tmp_path, db_url, capsys, caplog, "--entities",
+    outputs = run(posts, tmp_path, db_url, capsys, caplog, "--entities", "--store-text", "all",
                   "--pii-policy", str(tmp_path / "policy.json"))
     assert len(posts.names) > 20 and len(posts.identifiers) > 20
     assert leaks(posts.patterns + posts.names + posts.identifiers, db_url, outputs) == []
@@ -127,8 +128,10 @@ def test_entities_and_hashed_identifiers_leave_nothing(db_url: str, tmp_path: Pa
         ids = {(r.source, r.id) for r in conn.execute(
             select(ClassificationRow.source, ClassificationRow.id))}
         dead_ids = {r.doc_id for r in conn.execute(select(DeadLetterRow.doc_id))} - {None}
+        texts = conn.execute(select(func.count(ClassificationRow.text))).scalar_one()
     engine.dispose()
     assert len(ids) == len(posts.lines) - posts.dead
+    assert texts == len(ids)  # every text kept, none with a name left (leaks above)
     assert ids == {(a.source, a.doc_id) for a in audit if a.outcome == "classified"}
     assert all(len(i) == 64 and len(s) in (0, 64) for s, i in ids)
     assert dead_ids and all(len(i) == 64 for i in dead_ids)

@@ -21,12 +21,15 @@ KEY = TEST_KEY.encode()
 
 
 def result(doc: str = "d1", title: str | None = None, source: str = "",
-           entities: list[Entity] | None = None, line: int = 1) -> ResultRecord:
+           entities: list[Entity] | None = None, line: int = 1,
+           text: str | None = None) -> ResultRecord:
+    """`text`: kept for review, as for a flagged post (--store-text review)."""
     return ResultRecord(
         result=Classification(doc_id=doc, source=source, label="World", score=0.9,
-                              scores={"World": 0.9}, model=REF, entities=entities),
+                              scores={"World": 0.9}, model=REF, entities=entities,
+                              needs_review=text is not None),
         position=InputPosition(kind="file", file="in.jsonl", line=line), input_sha256="c" * 64,
-        title=title)
+        title=title, text=text)
 
 
 def failure(payload: bytes, error: str = "invalid JSON", key: bytes | None = None,
@@ -94,6 +97,51 @@ def test_ner_always_runs_spacy_on_titles_without_entities() -> None:
     out = redactor.redact(WriteBatch(run_id="r", results=[
         result(title="Finance minister Kwame Mensah visits Helsinki")]))
     assert out.results[0].title == "Finance minister <PERSON> visits <LOCATION>"
+    # kept texts too, in the same spaCy pass as the titles
+    passes: list[list[str]] = []
+    names = redactor.detector.names
+
+    def counted(texts: list[str]) -> Any:
+        passes.append(list(texts))
+        return names(texts)
+    redactor.detector.names = counted  # type: ignore[method-assign]
+    out = redactor.redact(WriteBatch(run_id="r", results=[
+        result(title="Markets steady", text="Kwame Mensah flew to Helsinki. Mail kwame@example.com"),
+        result("d2", text="Later, finance minister Kwame Mensah spoke in Nairobi.", line=2),
+        result("d3", title="Amara Okonkwo in Nairobi", line=3, entities=[])]))
+    assert len(passes) == 1 and len(passes[0]) == 3  # the one with entities is not searched
+    first, second, third = out.results
+    assert first.text == "<PERSON> flew to <LOCATION>. Mail <EMAIL_ADDRESS>"
+    assert first.pii_counts == {"PERSON": 1, "LOCATION": 1, "EMAIL_ADDRESS": 1}
+    assert second.text == "Later, finance minister <PERSON> spoke in <LOCATION>."
+    assert third.title == "Amara Okonkwo in Nairobi"  # its entities are the names (none)
+
+
+def test_kept_text_is_redacted_as_strictly_as_the_title(default: PolicyRedactor,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pattern types, and with --entities the names of preprocessing's spaCy pass (reused:
+    no spaCy runs here), in the text a flagged result keeps for review; counted with the
+    rest."""
+    def no_second_pass(texts: Any) -> Any:
+        raise AssertionError("spaCy ran again")
+    monkeypatch.setattr(default.detector, "names", no_second_pass)
+    ents = [Entity(text="Amara Okonkwo", label="PERSON", start=0, end=13),
+            Entity(text="Nairobi", label="GPE", start=30, end=37)]
+    text = ("Amara\nOkonkwo told reporters in Nairobi: write to amara.o@example.com or call "
+            "+44 20 7946 0958. Nairobian papers ignored it.")
+    out = default.redact(WriteBatch(run_id="r", results=[
+        result(title="Amara Okonkwo speaks", text=text, entities=ents),
+        result("d2", text="Markets steady as rates hold", line=2),
+        result("d3", title="mail jo@example.com", line=3)]))
+    flagged, clean, unkept = out.results
+    assert flagged.text == ("<PERSON> told reporters in <LOCATION>: write to <EMAIL_ADDRESS> "
+                            "or call <PHONE_NUMBER>. Nairobian papers ignored it.")
+    assert flagged.title == "<PERSON> speaks"
+    # title 1 PERSON; text 1 PERSON, 1 LOCATION, 1 EMAIL, 1 PHONE; entities 1 PERSON 1 LOCATION
+    assert flagged.pii_counts == {"PERSON": 3, "LOCATION": 2, "EMAIL_ADDRESS": 1,
+                                  "PHONE_NUMBER": 1}
+    assert clean.text == "Markets steady as rates hold" and clean.pii_counts == {}
+    assert unkept.text is None and unkept.pii_counts == {"EMAIL_ADDRESS": 1}
 
 
 def test_dead_letter_payload_error_and_escapes(default: PolicyRedactor) -> None:
@@ -169,10 +217,12 @@ def test_messages_quoting_input_are_redacted(default: PolicyRedactor) -> None:
 
 
 def test_off_stamps_off_and_changes_nothing() -> None:
-    batch = WriteBatch(run_id="r", results=[result(title="jo@example.com")],
+    batch = WriteBatch(run_id="r", results=[result(title="jo@example.com",
+                                                   text="Call +44 20 7946 0958, jo@example.com")],
                        failures=[failure(b"\xff jo@example.com")])
     out = IdentityRedactor().redact(batch)
     assert out.results[0].title == "jo@example.com"
+    assert out.results[0].text == "Call +44 20 7946 0958, jo@example.com"
     assert out.failures[0].dead_letter.payload == b"\xff jo@example.com"
     assert [r.pii_policy for r in (*out.results, *out.failures)] == ["off", "off"]
     assert [r.pii_counts for r in (*out.results, *out.failures)] == [None, None]  # not looked

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
@@ -198,3 +200,38 @@ def test_sqlite_savepoints_belong_to_the_transaction(sqlite_url: str, made_by: s
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM runs")).scalar_one() == 0
     engine.dispose()
+
+
+def _texts(writer: StoreWriter) -> dict[str, str | None]:
+    with writer.engine.connect() as conn:
+        return dict(conn.execute(select(ClassificationRow.id, ClassificationRow.text)).all())
+
+
+def test_review_text_is_stored_and_kept_by_a_rerun_without_one(writer: StoreWriter) -> None:
+    """A rerun that keeps no text (the post no longer flagged, or --store-text off) leaves the
+    stored text for review; a new text replaces it."""
+    def kept(doc: str, line: int, text: str | None, ref: ModelRef = REF1) -> ResultRecord:
+        return result(doc, line, ref=ref).model_copy(update={"text": text})
+
+    writer.write(WriteBatch(run_id="r1", results=[kept("a", 1, "first words"),
+                                                  kept("b", 2, None)]))
+    assert _texts(writer) == {"a": "first words", "b": None}
+    writer.write(WriteBatch(run_id="r2", results=[kept("a", 1, None, REF2),
+                                                  kept("b", 2, None, REF2)]))
+    assert _texts(writer) == {"a": "first words", "b": None}
+    with writer.engine.connect() as conn:  # the rest of the row is the rerun's
+        assert set(conn.execute(select(ClassificationRow.model_version)).scalars()) == {"2"}
+    writer.write(WriteBatch(run_id="r3", results=[kept("a", 1, "second words"),
+                                                  kept("b", 2, "now flagged")]))
+    assert _texts(writer) == {"a": "second words", "b": "now flagged"}
+
+
+def test_a_result_refused_for_its_text_keeps_it_in_its_dead_letter(writer: StoreWriter) -> None:
+    """store.refused: the refused result, text included, is the dead letter's payload."""
+    bad = result("bad", 2).model_copy(update={"text": "a lone surrogate \ud800 in the text"})
+    report = writer.write(WriteBatch(run_id="r", results=[result("a", 1), bad]))
+    assert (report.results, report.isolated) == (1, 1)
+    assert _texts(writer) == {"a": None}
+    with writer.engine.connect() as conn:
+        payload = conn.execute(select(DeadLetterRow.payload)).scalar_one()
+    assert json.loads(payload)["record"]["text"] == "a lone surrogate \ud800 in the text"
