@@ -3,7 +3,7 @@
 Each reviewed post becomes `{"id", "text", "label", "split"}`: its latest review's label and
 its stored (redacted) text. With `--merge FILE`, the rows of an existing training file come
 first; a row with the same id as a reviewed post is replaced by the review (people correct
-the data), every other row is kept as is.
+the data) and keeps its split, every other row is kept as is.
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--out", required=True, metavar="FILE.jsonl")
     e.add_argument("--merge", metavar="FILE", help="a training file (JSON Lines with id, text, "
                    "label, split) to merge with: reviews replace its rows of the same id")
-    e.add_argument("--split", default="train", help="split of the exported reviews (default "
-                   "train)")
+    e.add_argument("--split", default="train", help="split of reviewed posts new to the "
+                   "merged file (default train); one that replaces a row keeps that row's split")
+    e.add_argument("--db", metavar="URL", default=argparse.SUPPRESS,
+                   help="as `docstream reviews --db URL`")
     p.set_defaults(func=run)
 
 
@@ -60,22 +62,28 @@ def run(args: argparse.Namespace) -> int:
     skipped: list[tuple[str, str]] = []
     try:
         check_reachable(engine)
-        reviewed: dict[str, dict[str, Any]] = {}
-        for r in reviewed_texts(engine, skipped=skipped):
-            reviewed[r.doc_id] = {"id": r.doc_id, "text": r.text, "label": r.label,
-                                  "split": args.split}
+        # one row per reviewed post: posts are (source, id), and two sources may use the
+        # same id (keyed by id alone, one of their human labels would be lost)
+        reviewed = [{"id": r.doc_id, "text": r.text, "label": r.label, "split": args.split}
+                    for r in reviewed_texts(engine, skipped=skipped)]
     finally:
         engine.dispose()
+    reviewed_ids = {row["id"] for row in reviewed}
     base = _merged_rows(args.merge) if args.merge else []
-    replaced = sum(1 for row in base if str(row["id"]) in reviewed)
+    replaced = sum(1 for row in base if str(row["id"]) in reviewed_ids)
+    # a corrected row keeps its split: a validation row stays one, so retrains compare
+    kept_split = {str(row["id"]): row["split"] for row in base
+                  if str(row["id"]) in reviewed_ids and row.get("split")}
+    for row in reviewed:
+        row["split"] = kept_split.get(row["id"], row["split"])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as fh:
         for row in base:
-            if str(row["id"]) not in reviewed:
+            if str(row["id"]) not in reviewed_ids:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        for row in reviewed.values():
+        for row in reviewed:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     os.replace(tmp, out)
     print(f"exported {len(reviewed)} reviewed posts"
