@@ -31,6 +31,18 @@ class Found(NamedTuple):
     score: float
 
 
+class Edit(NamedTuple):
+    """One redacted span: [start, end) in the original text became [new_start, new_end) in
+    the redacted one; `changed` is False for a type the policy keeps."""
+
+    entity_type: str
+    start: int
+    end: int
+    new_start: int
+    new_end: int
+    changed: bool
+
+
 def resolve(results: Sequence[Any], text: str | None = None) -> list[Found]:
     """Findings made disjoint, privacy first: overlapping findings become one finding over
     their union, of the type of a pattern finding before a name (spaCy's NER also tags
@@ -108,17 +120,31 @@ class Operators:
 
     def apply(self, text: str, results: Sequence[Any]) -> tuple[str, Counter[str]]:
         """`text` with every result's span through its type's operator; the counts changed."""
+        new, counts, _edits = self.apply_with_edits(text, results)
+        return new, counts
+
+    def apply_with_edits(self, text: str, results: Sequence[Any]
+                         ) -> tuple[str, Counter[str], list[Edit]]:
+        """`apply`, and where each span went: one `Edit` per finding, with its span in `text`
+        and in the new text (privacy.spans maps other spans of `text` through them)."""
         counts: Counter[str] = Counter()
+        edits: list[Edit] = []
         if not results:
-            return text, counts
-        parts, last = [], 0
+            return text, counts, edits
+        parts, last, length = [], 0, 0
         for f in resolve(results, text):
-            parts += [text[last:f.start], self._fns[f.entity_type](text[f.start:f.end])]
+            value = self._fns[f.entity_type](text[f.start:f.end])
+            length += f.start - last
+            parts += [text[last:f.start], value]
+            changed = f.entity_type not in self.kept
+            edits.append(Edit(f.entity_type, f.start, f.end, length, length + len(value),
+                              changed))
+            length += len(value)
             last = f.end
-            if f.entity_type not in self.kept:
+            if changed:
                 counts[f.entity_type] += 1
         parts.append(text[last:])
-        return "".join(parts), counts
+        return "".join(parts), counts, edits
 
     def identifier(self, value: str) -> str:
         """A key column's value (doc id, source) under `identifiers: hash`: its full HMAC, so

@@ -43,7 +43,7 @@ from typing import Any, Protocol
 from docstream.schemas.classification import Entity
 from docstream.schemas.envelope import FailedRecord, ResultRecord, WriteBatch
 
-from .anonymize import Found, Operators
+from .anonymize import Edit, Found, Operators
 from .detect import WARM_UP, Detector
 from .policy import DEFAULT, OFF, SPACY_LABELS, Policy, load_policy, policy_key
 
@@ -66,6 +66,15 @@ class Redactor(Protocol):
         """`text` (a log line, a database message) with personal data removed."""
         ...
 
+    def redact_with_edits(self, text: str, entities: Sequence[Entity] | None = None,
+                          names: Sequence[Any] | None = None) -> tuple[str, list[Edit]]:
+        """A result's text as stored, and where each redacted span went."""
+        ...
+
+    def identifier(self, value: str) -> str:
+        """A doc id or source as the store keys it (hashed under `identifiers: hash`)."""
+        ...
+
 
 class IdentityRedactor:
     """`--pii-policy off`: writes everything as it came; audit records say "off"."""
@@ -80,6 +89,13 @@ class IdentityRedactor:
 
     def redact_text(self, text: str) -> str:
         return text
+
+    def redact_with_edits(self, text: str, entities: Sequence[Entity] | None = None,
+                          names: Sequence[Any] | None = None) -> tuple[str, list[Edit]]:
+        return text, []
+
+    def identifier(self, value: str) -> str:
+        return value
 
 
 def _unescape_json(text: str) -> str:
@@ -179,6 +195,26 @@ class PolicyRedactor:
         text, found = self._text(text, names)
         counts.update(found)
         return text
+
+    def redact_with_edits(self, text: str, entities: Sequence[Entity] | None = None,
+                          names: Sequence[Any] | None = None) -> tuple[str, list[Edit]]:
+        """A result's text exactly as `_field` stores it (the same findings: pattern types,
+        and names from `names` or else from `entities`), with where each finding went, so
+        spans of the original text (explanations) can be mapped into the stored one."""
+        if not text:
+            return text, []
+        if names is None:
+            names = (self._names_in(text, entities) if entities is not None and self.ner_types
+                     else [])
+            if self.names_always and entities is None:
+                names = self.detector.names([text])[0]
+        new, _counts, edits = self.ops.apply_with_edits(
+            text, [*self.detector.patterns(text), *names])
+        return new, edits
+
+    def identifier(self, value: str) -> str:
+        """A doc id or source as the store keys it (hashed under `identifiers: hash`)."""
+        return self.ops.identifier(value) if self.hash_ids else value
 
     def _result(self, rec: ResultRecord, title_names: list[Any] | None,
                 text_names: list[Any] | None = None) -> ResultRecord:

@@ -8,9 +8,9 @@
   UPDATE on the job's tables; SELECT, INSERT on audit_log (never UPDATE, DELETE, TRUNCATE);
   USAGE on audit_log's sequence. Nothing on reviewers and reviews.
 - `PREFIX_reader` (`docstream query`, `docstream serve`'s reads): SELECT on classifications
-  (its `text` is redacted), audit_log, audit_heads, runs, model_versions, reviews (the human
-  labels) and the view dead_letters_public; not on dead_letters (its payloads),
-  stream_offsets nor reviewers (token hashes).
+  (its `text` is redacted), explanations (over that text), audit_log, audit_heads, runs,
+  model_versions, reviews (the human labels) and the view dead_letters_public; not on
+  dead_letters (its payloads), stream_offsets nor reviewers (token hashes).
 - `PREFIX_reviewer` (`docstream serve --review-db`): INSERT on reviews only (no SELECT,
   UPDATE, DELETE, TRUNCATE: it can add a decision, not read or change one), SELECT on
   reviewers (to check a token against the stored hashes) and on alembic_version (the
@@ -68,6 +68,8 @@ TABLE_GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
     "stream_offsets": {"writer": _WRITE, "reader": (), "reviewer": ()},
     "runs": {"writer": _WRITE, "reader": _READ, "reviewer": ()},
     "model_versions": {"writer": _WRITE, "reader": _READ, "reviewer": ()},
+    # attributions over the stored (redacted) text: as readable as that text
+    "explanations": {"writer": _WRITE, "reader": _READ, "reviewer": ()},
     # token hashes: the reviewer checks tokens; the owner adds and revokes reviewers
     "reviewers": {"writer": (), "reader": (), "reviewer": _READ},
     # append-only (trigger); the reviewer adds decisions without reading any back

@@ -146,6 +146,32 @@ DeadLettersPublic = Table(
 )
 
 
+class ExplanationRow(Base):
+    """Token attributions of one result (per model version), mapped into the stored text."""
+
+    __tablename__ = "explanations"
+
+    source: Mapped[str] = mapped_column(String(256), primary_key=True)
+    doc_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(128))
+    target: Mapped[str] = mapped_column(String(128))
+    target_prob: Mapped[float] = mapped_column(Float)
+    method: Mapped[str] = mapped_column(String(64))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    delta: Mapped[float] = mapped_column(Float)
+    #: [{"text", "start", "end", "score", "raw"}] over the stored text (`text_field`)
+    words: Mapped[list[Any]] = mapped_column(JSON)
+    #: [{"start", "end", "weight"}]: the model windows and the aggregator's weight of each
+    windows: Mapped[list[Any]] = mapped_column(JSON)
+    text_field: Mapped[str] = mapped_column(String(16))
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    pii_policy: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    seconds: Mapped[float] = mapped_column(Float)
+    run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class AuditRow(Base):
     """Append-only: one record per processed input per run, written with its result."""
 
