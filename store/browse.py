@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, Select, and_, exists, select, tuple_
 
 from .errors import StoreError
+from .explanations import explanation_for
 from .reviews import latest_reviews_query, reviews_of
 from .tables import AuditRow, ClassificationRow, DeadLettersPublic, ReviewRow, RunRow
 
@@ -88,6 +90,28 @@ def decode_cursor(cursor: str, order: str) -> list[Any]:
     return value[1:]
 
 
+BAD_CURSOR = "bad cursor: pass back the next_cursor of a previous page"
+
+
+def _cursor_key(engine: Engine, cursor: str, order: str, size: int) -> list[Any]:
+    """The sort key in a cursor of `order`: its first part a time ("newest", "dead") or a
+    finite score ("score"), the others strings; anything else is a BadCursor (never a
+    server error, nor a comparison of mismatched types in the database)."""
+    key = decode_cursor(cursor, order)
+    if len(key) != size or not all(isinstance(k, str) for k in key[1:]):
+        raise BadCursor(BAD_CURSOR)
+    first = key[0]
+    try:
+        if order == "score":
+            if isinstance(first, bool) or not isinstance(first, int | float) \
+                    or not math.isfinite(first):
+                raise ValueError(first)
+            return [float(first), *key[1:]]
+        return [db_time(engine, datetime.fromisoformat(first)), *key[1:]]
+    except (TypeError, ValueError) as e:
+        raise BadCursor(BAD_CURSOR) from e
+
+
 RESULT_FIELDS = (
     "source", "id", "label", "score", "needs_review", "model_name", "model_version", "kind",
     "title", "created_at", "processed_at", "run_id", "n_chunks",
@@ -147,14 +171,11 @@ def list_results(engine: Engine, f: ResultFilter | None = None, *, order: Order 
         key_cols = (c.processed_at, c.source, c.id)
         stmt = stmt.order_by(c.processed_at.desc(), c.source.desc(), c.id.desc())
     if cursor:
-        key = decode_cursor(cursor, order)
-        if len(key) != 3:
-            raise BadCursor("bad cursor: pass back the next_cursor of a previous page")
+        key = _cursor_key(engine, cursor, order, 3)
         if order == "score":
-            stmt = stmt.where(tuple_(*key_cols) > tuple_(float(key[0]), key[1], key[2]))
+            stmt = stmt.where(tuple_(*key_cols) > tuple_(*key))
         else:
-            at = db_time(engine, datetime.fromisoformat(key[0]))
-            stmt = stmt.where(tuple_(*key_cols) < tuple_(at, key[1], key[2]))
+            stmt = stmt.where(tuple_(*key_cols) < tuple_(*key))
     with engine.connect() as conn:
         rows = conn.execute(stmt.limit(limit + 1)).all()
     more = len(rows) > limit
@@ -169,8 +190,8 @@ def list_results(engine: Engine, f: ResultFilter | None = None, *, order: Order 
 
 def get_result(engine: Engine, source: str, doc_id: str) -> dict[str, Any] | None:
     """One result in full: every stored field (the text is the redacted one), all class
-    scores best first, its reviews (oldest first), its audit trail and its explanation
-    (None until one is stored)."""
+    scores best first, its reviews (oldest first), its audit trail and the explanation of its
+    current model version (None until one is stored, or when the stored text changed)."""
     c = ClassificationRow
     stmt, _ = _results_stmt(engine, ResultFilter())
     stmt = stmt.add_columns(c.scores, c.text, c.entities, c.timings_ms, c.n_tokens,
@@ -190,7 +211,8 @@ def get_result(engine: Engine, source: str, doc_id: str) -> dict[str, Any] | Non
     item["scores"] = dict(sorted((item["scores"] or {}).items(), key=lambda kv: -kv[1]))
     item["reviews"] = [r.model_dump() for r in reviews_of(engine, source, doc_id)]
     item["audit"] = [{**dict(a._mapping), "recorded_at": _utc(a.recorded_at)} for a in audit]
-    item["explanation"] = None
+    item["explanation"] = explanation_for(engine, source, doc_id, item["model_version"],
+                                          item["text"])
     return item
 
 
@@ -209,11 +231,8 @@ def list_dead_letters(engine: Engine, *, reason: str | None = None, stage: str |
     if open_only is not None:
         stmt = stmt.where(d.resolved_at.is_(None) if open_only else d.resolved_at.is_not(None))
     if cursor:
-        key = decode_cursor(cursor, "dead")
-        if len(key) != 2:
-            raise BadCursor("bad cursor: pass back the next_cursor of a previous page")
-        at = db_time(engine, datetime.fromisoformat(key[0]))
-        stmt = stmt.where(tuple_(d.last_seen, d.position) < tuple_(at, key[1]))
+        stmt = stmt.where(tuple_(d.last_seen, d.position) < tuple_(
+            *_cursor_key(engine, cursor, "dead", 2)))
     with engine.connect() as conn:
         rows = conn.execute(stmt.limit(limit + 1)).all()
     items = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, distinct, func, literal_column, select
+from sqlalchemy import Engine, func, literal_column, select
 from sqlalchemy.sql import ColumnElement
 
 from .browse import db_time, list_runs
@@ -73,12 +73,16 @@ def overview(engine: Engine, *, bucket: Bucket = "hour", since: datetime | None 
 
 
 def _reviewed(conn: Any, c: Any, reviewed_post: Any, conds: list[Any]) -> tuple[int, int, int]:
-    """Posts with a review; of them, those flagged; posts whose human label differs."""
+    """Posts with a review; of them, those flagged; posts a reviewer relabelled. All of
+    them among the results of the window (`conds`), like the other counts."""
     joined = (select(func.count(), func.count().filter(c.needs_review.is_(True)))
               .select_from(c).join(reviewed_post, (reviewed_post.c.source == c.source)
                                    & (reviewed_post.c.doc_id == c.id)).where(*conds))
     reviewed, reviewed_flagged = conn.execute(joined).one()
+    relabelled_post = (select(ReviewRow.source, ReviewRow.doc_id)
+                       .where(ReviewRow.action == "relabel").distinct().subquery())
     relabelled = conn.execute(
-        select(func.count(distinct(ReviewRow.source + "\x1f" + ReviewRow.doc_id)))
-        .where(ReviewRow.action == "relabel")).scalar_one()
+        select(func.count()).select_from(c).join(
+            relabelled_post, (relabelled_post.c.source == c.source)
+            & (relabelled_post.c.doc_id == c.id)).where(*conds)).scalar_one()
     return int(reviewed), int(reviewed_flagged), int(relabelled)

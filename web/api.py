@@ -4,7 +4,7 @@ a reviewer's token (`Authorization: Bearer dsr_…`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, status
@@ -100,8 +100,15 @@ def runs(ctx: Ctx, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[di
 def models(ctx: Ctx) -> list[dict]:
     return [{"name": m.name, "version": m.version, "stage": m.stage,
              "weights_sha256": m.weights_sha256, "metrics": m.metrics,
-             "registered_at": m.registered_at, "promoted_at": m.promoted_at}
+             "registered_at": _utc(m.registered_at), "promoted_at": _utc(m.promoted_at)}
             for m in registry.list_versions(ctx.reader)]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """An aware UTC time (SQLite gives back naive UTC times)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @router.get("/health", response_model=Health)

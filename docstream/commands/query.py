@@ -1,8 +1,13 @@
 """`docstream query`: read results through a read-only connection.
 
 Give it the reader role's URL (`docstream db roles` prints it): the reader may SELECT
-results, the audit log, runs and the registry, and nothing else (no dead-letter payloads, no
-writes). Any other URL works too; the connection is read-only whoever it logs in as.
+results, the audit log, runs, the registry and the reviews, and nothing else (no dead-letter
+payloads, no reviewer tokens, no writes). Any other URL works too; the connection is read-only
+whoever it logs in as.
+
+Each result shows the model's label (`label`, from the latest model version that classified
+the post) and the human label (`human_label` and `reviewer`, from the post's latest review;
+empty when nobody reviewed it): a later model version never erases the human label.
 """
 
 from __future__ import annotations
@@ -36,6 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--since", type=_iso, metavar="ISO", help="processed at or after this time")
     p.add_argument("--min-score", type=float)
     p.add_argument("--needs-review", action="store_true", help="only results flagged for review")
+    reviewed = p.add_mutually_exclusive_group()
+    reviewed.add_argument("--reviewed", dest="reviewed", action="store_const", const=True,
+                          help="only results a person reviewed (with a human label)")
+    reviewed.add_argument("--not-reviewed", dest="reviewed", action="store_const", const=False,
+                          help="only results nobody reviewed yet")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.add_argument("--limit", type=int, default=100, help="at most N rows (0: all)")
     p.set_defaults(func=run)
@@ -62,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         check_reachable(engine)
         rows = query_results(
             engine, label=args.label, since=since, min_score=args.min_score,
-            needs_review=True if args.needs_review else None, limit=args.limit or None,
+            needs_review=True if args.needs_review else None, reviewed=args.reviewed,
+            limit=args.limit or None,
         )
     finally:
         engine.dispose()
@@ -85,10 +96,12 @@ def _table(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(show_lines=False)
-    cols = ["source", "id", "label", "score", "needs_review", "model_version", "processed_at"]
+    cols = ["source", "id", "label", "score", "needs_review", "model_version", "processed_at",
+            "human_label", "reviewer"]
     for c in cols:
         table.add_column(c)
     for r in rows:
-        table.add_row(*[f"{r[c]:.3f}" if c == "score" else str(r[c]) for c in cols])
+        table.add_row(*[f"{r[c]:.3f}" if c == "score" else "-" if r[c] is None else str(r[c])
+                        for c in cols])
     Console(width=160).print(table)
     print(f"{len(rows)} row(s)")
