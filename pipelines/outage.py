@@ -44,7 +44,19 @@ class _State:
     wall_since: float = 0.0
     failures: int = 0
     outages: int = 0
+    total_s: float = 0.0  # seconds of the outages that ended
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass(frozen=True)
+class OutageSnapshot:
+    """An outage's state for metrics (pipelines.metrics): down now, for how long, and the
+    seconds and number of all outages in this process (the current one included)."""
+
+    down: bool
+    current_s: float
+    total_s: float
+    outages: int
 
 
 _LOCK = threading.Lock()
@@ -90,6 +102,7 @@ class Outage:
                 return None
             seconds = time.monotonic() - st.since
             failures, st.since, st.failures = st.failures, None, 0
+            st.total_s += seconds
         log.warning("%s is back after %.1f s of outage (%d failed attempt%s); writing again",
                     self.what, seconds, failures, "" if failures == 1 else "s")
         return seconds
@@ -98,6 +111,13 @@ class Outage:
         """How long the current outage has lasted (0 when none)."""
         since = self._state().since
         return 0.0 if since is None else time.monotonic() - since
+
+    def snapshot(self) -> OutageSnapshot:
+        st = self._state()
+        with st.lock:
+            current = 0.0 if st.since is None else time.monotonic() - st.since
+            return OutageSnapshot(st.since is not None, current, st.total_s + current,
+                                  st.outages)
 
 
 def _one_line(error: BaseException) -> str:

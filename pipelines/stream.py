@@ -20,14 +20,19 @@ Stopping (SIGINT/SIGTERM): the sources stop polling, the batches already read ar
 then the job is cancelled and a summary returned. Without a drain (kill -9) the same
 transactions make the restart exact.
 
+Metrics (`--metrics-port`): pipelines.metrics; the exporter runs in this process, and the
+DoFns count into the same objects because Prism's LOOPBACK SDK worker runs them in threads
+of this process.
+
 Beside this module: stream_options (knobs, Beam options), stream_fns (the DoFns), prism
-(finding and stopping Prism), reporter (lag lines), shutdown (signals); the `runs` rows are
-kept by docstream.store.runs.
+(finding and stopping Prism), reporter (lag lines), shutdown (signals), metrics
+(Prometheus); the `runs` rows are kept by docstream.store.runs.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -56,8 +61,11 @@ from docstream.streaming.source import ReadFromKafkaPartitions
 from docstream.streaming.url import KafkaUrl, parse_kafka_url
 
 from .batch import build_model_stages, for_each_branch, preprocess_config_for
+from .handler import NOOP_MODEL
+from .metrics import Exporter, MetricsConfig, default_worker, forget, job_metrics, model_identity
 from .model_watch import ModelWatch, RegistryLocator
 from .options import RunSettings
+from .outage import Outage
 from .prism import stop_prism
 from .records import RawBatch
 from .reporter import Reporter
@@ -92,11 +100,13 @@ def stream_run_id(group: str) -> str:
 
 
 def build_stream(p: beam.Pipeline, read: ReadFromKafkaPartitions, settings: RunSettings,
-                 options: StreamOptions, url: KafkaUrl, run_id: str, gate: InFlight) -> None:
-    """Kafka (`read`, which holds the resolved start offsets) → model → DLQ topic → store."""
+                 options: StreamOptions, url: KafkaUrl, run_id: str, gate: InFlight,
+                 metrics: MetricsConfig | None = None) -> None:
+    """Kafka (`read`, which holds the resolved start offsets) → model → DLQ topic → store;
+    with `metrics`, the DoFns feed the job's Prometheus metrics (pipelines.metrics)."""
     pre_config = preprocess_config_for(settings.model_dir)
     batches = p | "Read" >> read
-    raw = batches | "ToRaw" >> beam.ParDo(KafkaBatchToRaw()).with_output_types(RawBatch)
+    raw = batches | "ToRaw" >> beam.ParDo(KafkaBatchToRaw(metrics)).with_output_types(RawBatch)
     watch = None
     if options.watch_model:
         watch = ModelWatch(RegistryLocator(settings.sink, options.watch_model),
@@ -110,8 +120,8 @@ def build_stream(p: beam.Pipeline, read: ReadFromKafkaPartitions, settings: RunS
             PublishDeadLetters(url.bootstrap, run_id)))
     written = for_each_branch(outcomes, "Write", beam.ParDo(StreamWriteOutcomes(
         settings.sink, run_id, consumer_group=url.group, start_positions=read.start_offsets,
-        progress=False, store_wait_s=options.store_wait_s, gate=gate)))
-    for_each_branch(written, "Done", beam.ParDo(MarkDone(gate)))
+        progress=False, store_wait_s=options.store_wait_s, gate=gate, metrics=metrics)))
+    for_each_branch(written, "Done", beam.ParDo(MarkDone(gate, metrics)))
 
 
 def run_stream(settings: RunSettings, options: StreamOptions | None = None) -> StreamSummary:
@@ -149,12 +159,25 @@ def _run(settings: RunSettings, options: StreamOptions, url: KafkaUrl, run_id: s
     if options.dead_letter_topic:
         for topic in url.topics:
             ensure_topic(url.bootstrap, dlq_topic(topic), partitions=1)
+    metrics = None
+    if options.metrics_port is not None:
+        metrics = MetricsConfig(options.metrics_worker or default_worker(), os.getpid())
+        if not use_gate:
+            log.warning("--metrics-port: the DoFns count in the SDK worker processes of "
+                        "environment %s, which this exporter does not see; only the lag and "
+                        "the store outage are exported", env)
     p = beam.Pipeline(options=pipeline_options)
-    build_stream(p, read, settings, options, url, run_id, gate)
+    build_stream(p, read, settings, options, url, run_id, gate, metrics)
 
-    since = datetime.now(UTC)
-    start_run(engine, run_id, str(url), settings.model_dir)
     reporter = Reporter(engine, url, starts, gate, options.report_every_s, settings.progress)
+    # binds the port: one already taken fails here, before the run is recorded
+    exporter = _exporter(metrics, options, settings, reporter, gate if use_gate else None)
+    since = datetime.now(UTC)
+    try:
+        start_run(engine, run_id, str(url), settings.model_dir)
+    except BaseException:
+        _close(exporter)
+        raise
     log.info("stream %s from %s", run_id, {f"{t}/{p}": o for (t, p), o in starts.items()})
     t0 = time.monotonic()
     status = "failed"
@@ -164,12 +187,13 @@ def _run(settings: RunSettings, options: StreamOptions, url: KafkaUrl, run_id: s
             status = "stopped"
         else:
             result = stop.run(p)
-            status = _watch(result, stop, reporter, options, t0)
+            status = _watch(result, stop, reporter, options, t0, exporter)
             _drain(result, gate, use_gate, options)
             stop_prism()
     finally:
         seconds = time.monotonic() - t0
         reporter.tick(force=True)
+        _close(exporter)
         reporter.close()
         counts = count_run(engine, run_id, since)
         summary = StreamSummary(
@@ -187,6 +211,27 @@ def _run(settings: RunSettings, options: StreamOptions, url: KafkaUrl, run_id: s
     return summary
 
 
+def _exporter(metrics: MetricsConfig | None, options: StreamOptions, settings: RunSettings,
+              reporter: Reporter, gate: InFlight | None) -> Exporter | None:
+    """Serve the job's metrics (`--metrics-port`), or None without it."""
+    if metrics is None or options.metrics_port is None:
+        return None
+    job = job_metrics(metrics)
+    job.set_model(*model_identity(settings.model_dir, NOOP_MODEL))
+    exporter = Exporter(job, options.metrics_addr, options.metrics_port,
+                        lag_now=reporter.lag_now, outage=Outage(f"store:{settings.sink}"),
+                        gate=gate)
+    exporter.start()
+    exporter.refresh(force=True)
+    return exporter
+
+
+def _close(exporter: Exporter | None) -> None:
+    if exporter is not None:
+        exporter.close()
+        forget(exporter.metrics.worker)
+
+
 def _state(result: Any) -> Any:
     """The job's state; None when Prism cannot be asked (it is gone)."""
     try:
@@ -197,7 +242,7 @@ def _state(result: Any) -> Any:
 
 
 def _watch(result: Any, stop: StopSignals, reporter: Reporter, options: StreamOptions,
-           t0: float) -> str:
+           t0: float, exporter: Exporter | None = None) -> str:
     """Wait for a stop signal, the time limit or the job's end; returns the run status."""
     while True:
         state = _state(result)
@@ -218,6 +263,8 @@ def _watch(result: Any, stop: StopSignals, reporter: Reporter, options: StreamOp
         if options.max_seconds is not None and time.monotonic() - t0 >= options.max_seconds:
             return "stopped"
         reporter.tick()
+        if exporter is not None:
+            exporter.refresh()
 
 
 def _drain(result: Any, gate: InFlight, use_gate: bool, options: StreamOptions) -> None:

@@ -1,5 +1,10 @@
 """The streaming job's own DoFns: Kafka batch → raw inputs, dead letters to the DLQ topic, the
-retrying writer, and the end-of-line marker that frees the in-flight gate."""
+retrying writer, and the end-of-line marker that frees the in-flight gate.
+
+With `--metrics-port` they also feed the job's Prometheus metrics (pipelines.metrics): a
+batch's start and Kafka timestamps as it enters (KafkaBatchToRaw), what it wrote once it is
+committed (StreamWriteOutcomes), repeats (MarkDone). Without it `metrics` is None and they
+record nothing."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from docstream.streaming.flow import InFlight
 from docstream.streaming.records import KafkaBatch
 from docstream.streaming.replay import REPLAY_HEADER
 
+from .metrics import JobMetrics, MetricsConfig, job_metrics
 from .records import Outcome, RawBatch, RawInput, Span
 from .sink import WriteOutcomes
 
@@ -33,7 +39,18 @@ class KafkaBatchToRaw(beam.DoFn):
     `docstream.replay_of`; a success resolves that dead letter.
     """
 
+    def __init__(self, metrics: MetricsConfig | None = None) -> None:
+        self.metrics = metrics
+        self._metrics: JobMetrics | None = None
+
+    def setup(self) -> None:
+        self._metrics = job_metrics(self.metrics) if self.metrics is not None else None
+
     def process(self, batch: KafkaBatch) -> Iterator[RawBatch]:
+        if self._metrics is not None:
+            self._metrics.batch_started(
+                (batch.topic, batch.partition, batch.start, batch.end),
+                (r.timestamp_ms for r in batch.records if r.unreadable is None))
         inputs = [
             RawInput(InputPosition(kind="kafka", topic=r.topic, partition=r.partition,
                                    offset=r.offset),
@@ -94,10 +111,17 @@ class StreamWriteOutcomes(WriteOutcomes):
     meanwhile, stops the sources polling through the in-flight gate: memory stays bounded,
     and the backlog waits in Kafka, not in the job."""
 
-    def __init__(self, *args: Any, gate: InFlight | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, gate: InFlight | None = None,
+                 metrics: MetricsConfig | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("store_wait_s", None)
         super().__init__(*args, **kwargs)
         self.gate = gate
+        self.metrics = metrics
+        self._metrics: JobMetrics | None = None
+
+    def setup(self) -> None:
+        super().setup()
+        self._metrics = job_metrics(self.metrics) if self.metrics is not None else None
 
     def outage_started(self) -> None:
         if self.gate is not None:
@@ -110,16 +134,24 @@ class StreamWriteOutcomes(WriteOutcomes):
     def process(self, outcome: Outcome) -> Iterator[tuple[Any, int]]:
         span = outcome.span
         key = (span.topic, span.partition, span.start, span.end) if span else None
-        yield key, self.write_waiting(outcome)
+        n = self.write_waiting(outcome)
+        if self._metrics is not None:
+            self._metrics.batch_written(key, outcome)
+        yield key, n
 
 
 class MarkDone(beam.DoFn):
     """The end of the line: a written batch is no longer in flight."""
 
-    def __init__(self, gate: InFlight) -> None:
+    def __init__(self, gate: InFlight, metrics: MetricsConfig | None = None) -> None:
         self.gate = gate
+        self.metrics = metrics
         self.done = Metrics.counter(NAMESPACE, "stream_records_done")
         self.repeats = Metrics.counter(NAMESPACE, "stream_batches_repeated")
+        self._metrics: JobMetrics | None = None
+
+    def setup(self) -> None:
+        self._metrics = job_metrics(self.metrics) if self.metrics is not None else None
 
     def process(self, written: tuple[Any, int]) -> Iterator[None]:
         key, n = written
@@ -127,4 +159,6 @@ class MarkDone(beam.DoFn):
             self.done.inc(n)
         else:
             self.repeats.inc()  # delivered twice by the runner; the store absorbed it
+            if self._metrics is not None:
+                self._metrics.repeated()
         return iter(())

@@ -42,6 +42,12 @@ class StreamOptions:
     #: promoted version replaces the model without a restart. None: the model is fixed.
     watch_model: str | None = None
     watch_interval_s: float = 10.0
+    #: serve Prometheus metrics on http://metrics_addr:metrics_port/metrics (0: any free
+    #: port, logged); None: no metrics (pipelines.metrics)
+    metrics_port: int | None = None
+    metrics_addr: str = "0.0.0.0"
+    #: the constant `worker` label of every metric; None: HOST-PID
+    metrics_worker: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.flush_secs <= 60:
@@ -59,6 +65,10 @@ class StreamOptions:
         if not 0.5 <= self.watch_interval_s <= 3600:
             raise ConfigError(f"--watch-model-secs must be within 0.5..3600, got "
                               f"{self.watch_interval_s}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"--metrics-port must be within 0..65535, got {self.metrics_port}")
+        if self.metrics_worker is not None and not 1 <= len(self.metrics_worker) <= 128:
+            raise ConfigError("--metrics-worker must be 1..128 characters")
 
     @property
     def poll_timeout_ms(self) -> int:

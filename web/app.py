@@ -18,7 +18,7 @@ from docstream.store.errors import StoreError
 from docstream.store.reviews import ReviewRefused
 from docstream.store.transient import driver_message, is_transient
 
-from . import api, pages
+from . import api, metrics, pages
 from .context import ServeContext
 from .security import SECURITY_HEADERS
 
@@ -39,6 +39,7 @@ def create_app(ctx: ServeContext) -> FastAPI:
     app.state.ctx = ctx
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(metrics.router)  # GET /metrics: store gauges for Prometheus
     app.mount("/static", StaticFiles(directory=str(resources.files("docstream.web") / "static")),
               name="static")
 

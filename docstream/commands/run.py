@@ -72,6 +72,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--watch-model-secs", type=float, default=10.0, metavar="S",
                    help="with --model NAME@production: look for a newly promoted version every "
                    "S seconds and switch to it without a restart (default 10)")
+    k.add_argument("--metrics-port", metavar="[HOST:]PORT",
+                   help="serve Prometheus metrics on http://HOST:PORT/metrics (HOST default "
+                   "0.0.0.0; PORT 0: any free port, printed at the start); give each worker "
+                   "on a machine its own port. Default: no metrics")
+    k.add_argument("--metrics-worker", metavar="NAME",
+                   help="the `worker` label of every metric (default: HOST-PID)")
     p.set_defaults(func=run)
 
 
@@ -90,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
         # streaming job keeps it off: its runner starts processes, and a fork after parallel
         # tokenisation makes the tokenizers library warn and fall back.
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    if not kafka and (args.metrics_port is not None or args.metrics_worker is not None):
+        raise ConfigError("--metrics-port and --metrics-worker are for the streaming job "
+                          "(kafka:// sources); a batch job can push its counts to a "
+                          "Pushgateway instead (see the README's Metrics section)")
     sink = args.sink or default_url()
     model_dir = resolve_model(args.model, sink) if args.model else str(bundled_model_dir())
     try:
@@ -111,14 +121,18 @@ def run(args: argparse.Namespace) -> int:
     if args.audit_head_out and not Path(args.audit_head_out).resolve().parent.is_dir():
         raise ConfigError(f"--audit-head-out {args.audit_head_out}: no such directory")
     if kafka:
+        from docstream.pipelines.metrics import parse_listen
         from docstream.pipelines.stream import run_stream
         from docstream.pipelines.stream_options import StreamOptions
 
+        addr, port = (parse_listen(args.metrics_port) if args.metrics_port is not None
+                      else ("0.0.0.0", None))
         summary = run_stream(settings, StreamOptions(
             flush_secs=args.flush_secs, max_records=args.max_records,
             max_in_flight=args.max_in_flight, max_seconds=args.max_seconds,
             watch_model=production_name(args.model) if args.model else None,
-            watch_interval_s=args.watch_model_secs, store_wait_s=args.store_wait_secs))
+            watch_interval_s=args.watch_model_secs, store_wait_s=args.store_wait_secs,
+            metrics_port=port, metrics_addr=addr, metrics_worker=args.metrics_worker))
     else:
         from docstream.pipelines.batch import run_batch
 
