@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from docstream.errors import DocstreamError
 
 COMMANDS = ("run", "query", "replay", "schema", "produce", "train", "evaluate", "model", "db",
-            "audit", "serve", "reviewers", "reviews")
+            "audit", "serve", "reviewers", "reviews", "explain")
 
 
 def build_parser() -> argparse.ArgumentParser:
