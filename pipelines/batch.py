@@ -24,6 +24,7 @@ from docstream.store.errors import StoreError, StoreUnavailableError
 from docstream.store.migrate import upgrade
 from docstream.store.runs import count_run, finish_run, start_run
 
+from .explain_branch import EXPLAIN_DRAIN_S, add_explain_branch, drain_services
 from .file_source import ReadJsonLines, count_lines, expand_sources
 from .handler import NOOP_MODEL, BatchPredictions, DocstreamModelHandler
 from .model_watch import ModelWatch
@@ -167,6 +168,7 @@ def run_inputs(settings: RunSettings, read: beam.PTransform, total: int,
     try:
         p = beam.Pipeline(options=beam_options(settings))
         outcomes = build_model_stages(p | "Read" >> read, settings, pre_config)
+        explaining = add_explain_branch(outcomes[0], settings, settings.run_id)
         for_each_branch(outcomes, "Write", beam.ParDo(WriteOutcomes(
             settings.sink, settings.run_id, total=total, progress=settings.progress,
             store_wait_s=settings.store_wait_s)))
@@ -184,10 +186,12 @@ def run_inputs(settings: RunSettings, read: beam.PTransform, total: int,
         startup = startup_seconds(result)
         status = "done"
     finally:
+        # the job's time ends with its last write; the explanation backlog drains after it
         seconds = time.perf_counter() - t0
+        explained = drain_services(EXPLAIN_DRAIN_S) if explaining else {}
         try:
             summary = RunSummary(run_id=settings.run_id, seconds=seconds,
-                                 startup_seconds=startup,
+                                 startup_seconds=startup, explanations=explained,
                                  audit_heads=[h.model_dump() for h in
                                               run_heads(engine, settings.run_id)],
                                  **asdict(count_run(engine, settings.run_id)))

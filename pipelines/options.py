@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: which posts keep their (redacted) text in the store for review: "review" (those flagged
 #: needs_review), "all", "off" (none)
 StoreText = Literal["review", "all", "off"]
+Explain = Literal["review", "all", "off"]
 
 
 class RunSettings(BaseModel):
@@ -34,3 +35,17 @@ class RunSettings(BaseModel):
     pii_policy: str = Field(default="default", min_length=1)
     #: which posts keep their (redacted) text in the store for review (StoreText)
     store_text: StoreText = "review"
+    #: which results get token attributions in a branch after inference (pipelines.
+    #: explain_branch): the flagged ones, all, none; only those whose text is stored
+    explain: Explain = "review"
+    #: Integrated Gradients steps per explanation (0: the model's default)
+    explain_steps: int = Field(default=0, ge=0, le=1000)
+    #: explanations waiting at most; more are dropped (counted) rather than slow the job
+    explain_backlog: int = Field(default=256, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _explain_needs_text(self) -> RunSettings:
+        if self.explain == "all" and self.store_text != "all":
+            raise ValueError("--explain all needs --store-text all: explanations are shown "
+                             "over the stored (redacted) text")
+        return self

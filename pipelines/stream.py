@@ -61,6 +61,7 @@ from docstream.streaming.source import ReadFromKafkaPartitions
 from docstream.streaming.url import KafkaUrl, parse_kafka_url
 
 from .batch import build_model_stages, for_each_branch, preprocess_config_for
+from .explain_branch import EXPLAIN_STOP_WAIT_S, add_explain_branch, drain_services
 from .handler import NOOP_MODEL
 from .metrics import Exporter, MetricsConfig, default_worker, forget, job_metrics, model_identity
 from .model_watch import ModelWatch, RegistryLocator
@@ -115,6 +116,7 @@ def build_stream(p: beam.Pipeline, read: ReadFromKafkaPartitions, settings: RunS
         raw, settings, pre_config,
         max_batch_duration_secs=options.flush_secs if options.inference_timer else None,
         watch=watch)
+    add_explain_branch(outcomes[0], settings, run_id)
     if options.dead_letter_topic:
         outcomes = for_each_branch(outcomes, "DeadLetterTopic", beam.ParDo(
             PublishDeadLetters(url.bootstrap, run_id)))
@@ -192,6 +194,8 @@ def _run(settings: RunSettings, options: StreamOptions, url: KafkaUrl, run_id: s
             stop_prism()
     finally:
         seconds = time.monotonic() - t0
+        # a stopping stream does not wait long for explanations (they are best effort)
+        explained = drain_services(min(options.drain_timeout_s, EXPLAIN_STOP_WAIT_S))
         reporter.tick(force=True)
         _close(exporter)
         reporter.close()
@@ -202,7 +206,7 @@ def _run(settings: RunSettings, options: StreamOptions, url: KafkaUrl, run_id: s
             startup_seconds=(reporter.first_write_at - t0) if reporter.first_write_at else 0.0,
             positions={f"{t}/{p}": o for (t, p), o in sorted(reporter.positions.items())},
             audit_heads=[h.model_dump() for h in run_heads(engine, run_id, since)],
-            **asdict(counts))
+            explanations=explained, **asdict(counts))
         finish_run(engine, run_id, summary.status, summary.as_dict())
         gate.reset()
     if status == "failed":

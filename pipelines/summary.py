@@ -22,6 +22,9 @@ class RunSummary:
     seconds: float
     startup_seconds: float = 0.0
     audit_heads: list[dict[str, Any]] = field(default_factory=list)
+    #: the explanation branch: submitted, explained, skipped (backlog full or left at the
+    #: end), failed, seconds of work, per_s (pipelines.explain_branch.ExplainStats)
+    explanations: dict[str, float] = field(default_factory=dict)
 
     @property
     def docs_per_s(self) -> float:
@@ -37,6 +40,7 @@ class RunSummary:
             "needs_review_share": self.needs_review / self.classified if self.classified else 0.0,
             "seconds": round(self.seconds, 3), "startup_seconds": round(self.startup_seconds, 3),
             "docs_per_s": round(self.docs_per_s, 1), "audit_heads": self.audit_heads,
+            "explanations": self.explanations,
         }
 
 

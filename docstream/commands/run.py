@@ -54,6 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store-text", choices=["review", "all", "off"], default="review",
                    help="which posts keep their (redacted) text in the store for review: "
                    "flagged ones (review, the default), all, none (off)")
+    p.add_argument("--explain", choices=["review", "all", "off"], default="review",
+                   help="token attributions (Integrated Gradients) in a branch after inference: "
+                   "for the results flagged for review (default), all (needs --store-text all), "
+                   "or none; off the main path, with a bounded backlog")
+    p.add_argument("--explain-steps", type=int, default=0, metavar="N",
+                   help="Integrated Gradients steps per explanation (default: the model's)")
     p.add_argument("--store-wait-secs", type=float, metavar="S", help="wait out a database "
                    "outage for S seconds before stopping (batch default 60; streaming default: "
                    "as long as it lasts)")
@@ -108,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
             runner=args.runner or ("PrismRunner" if kafka else "DirectRunner"),
             beam_args=args.beam_args, device=args.device, precision=args.precision,
             review_threshold=args.review_threshold, progress=not args.no_progress,
-            pii_policy=args.pii_policy, store_text=args.store_text,
+            pii_policy=args.pii_policy, store_text=args.store_text, explain=args.explain,
+            explain_steps=args.explain_steps,
             **({"store_wait_s": args.store_wait_secs}
                if args.store_wait_secs is not None and not kafka else {}),
             **({"run_id": args.run_id} if args.run_id else {}),
@@ -158,6 +165,11 @@ def print_summary(s: dict) -> None:
     print(f"  dead letters: {s['dead_letters']:,}", file=out)
     for reason, n in s["dead_by_reason"].items():
         print(f"    {reason:<20} {n:>8,}", file=out)
+    ex = s.get("explanations") or {}
+    if ex.get("submitted"):
+        print(f"  explanations: {int(ex['explained']):,} stored, {int(ex['skipped']):,} skipped "
+              f"(backlog full), {int(ex['failed']):,} failed; {ex['per_s']:.2f}/s "
+              f"(`docstream explain --id` computes any on demand)", file=out)
     for h in s.get("audit_heads", []):
         print(f"  audit chain {h['chain']}: {h['length']:,} records, head {h['head_hash']} "
               f"({'keyed' if h['keyed'] else 'unkeyed'})", file=out)

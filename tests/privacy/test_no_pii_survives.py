@@ -22,7 +22,8 @@ from sqlalchemy import func, inspect, select, text
 from docstream.cli import main
 from docstream.privacy.policy import KEY_ENV, load_policy
 from docstream.store.engine import make_engine
-from docstream.store.tables import AuditRow, ClassificationRow, DeadLetterRow
+from docstream.store.explanations import text_sha256
+from docstream.store.tables import AuditRow, ClassificationRow, DeadLetterRow, ExplanationRow
 from tests.privacy.conftest import TEST_KEY
 from tests.privacy.pii_posts import Planted, pii_posts
 
@@ -135,3 +136,43 @@ def test_entities_and_hashed_identifiers_leave_nothing(db_url: str, tmp_path: Pa
     assert ids == {(a.source, a.doc_id) for a in audit if a.outcome == "classified"}
     assert all(len(i) == 64 and len(s) in (0, 64) for s, i in ids)
     assert dead_ids and all(len(i) == 64 for i in dead_ids)
+
+
+def test_explanations_never_store_a_removed_word(sqlite_url: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Explanations are computed on the original text (names and all) and stored over the
+    redacted one: with the real model, names redacted (--entities) and hashed identifiers,
+    every explained word is the stored text's own characters at its span, the redacted spans
+    are single placeholder entries, and no planted value is in any table."""
+    policy = load_policy("default").model_dump()
+    policy.update(name="test-hash-ids", version=3, identifiers="hash")
+    (tmp_path / "policy.json").write_text(json.dumps(policy))
+    monkeypatch.setenv(KEY_ENV, TEST_KEY)
+    posts = pii_posts(40, seed=13, share=0.5, pii_ids=True, dead_every=20)
+    source = tmp_path / "posts.jsonl"
+    source.write_bytes(b"\n".join(posts.lines) + b"\n")
+    code = main(["run", "--source", str(source), "--sink", sqlite_url, "--run-id", RUN,
+                 "--entities", "--store-text", "all", "--explain", "all", "--explain-steps",
+                 "8", "--pii-policy", str(tmp_path / "policy.json"), "--no-progress"])
+    out = capsys.readouterr()
+    assert code == 0, out.err[-2000:]
+    assert leaks(posts.patterns + posts.names + posts.identifiers, sqlite_url,
+                 {"the printed summary": out.out, "stderr": out.err}) == []
+    engine = make_engine(sqlite_url)
+    with engine.connect() as conn:
+        stored = {(r.source, r.id): r.text for r in conn.execute(
+            select(ClassificationRow.source, ClassificationRow.id, ClassificationRow.text))}
+        explained = conn.execute(select(ExplanationRow.__table__)).all()
+    engine.dispose()
+    assert {(e.source, e.doc_id) for e in explained} == set(stored)  # joined by hashed ids
+    placeholders = 0
+    for e in explained:
+        text = stored[(e.source, e.doc_id)]
+        assert e.text_sha256 == text_sha256(text)
+        for w in e.words:
+            assert text[w["start"]:w["end"]] == w["text"]
+            placeholders += w["redacted"] is not None
+            if w["redacted"]:
+                assert w["text"].startswith("<") and w["text"].endswith(">")
+    assert placeholders >= len([n for n in posts.names if n]) // 2

@@ -71,8 +71,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     db = work / "store.db"
     url = f"sqlite:///{db}"
     # --store-text all: the markup posts must have their text stored whatever their score
-    _cli("run", "--source", str(posts), "--sink", url, "--store-text", "all", "--no-progress",
-         cwd=work)
+    _cli("run", "--source", str(posts), "--sink", url, "--store-text", "all", "--explain-steps",
+         "16", "--no-progress", cwd=work)
     token = _cli("reviewers", "--db", url, "add", "rita", cwd=work).stdout.splitlines()[0]
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -129,6 +129,11 @@ def test_every_page_renders_and_asks_only_this_server(site: Site, browser) -> No
     for name, path in pages.items():
         browser.get(site.url(path))
         assert browser.find_element(By.TAG_NAME, "h1").text, name
+        if name == "document":  # the flagged post's explanation, as highlighted words
+            assert "integrated gradients" in browser.find_element(By.ID, "explanation-note").text
+            marked = browser.find_elements(By.CSS_SELECTOR, "#doc-text span")
+            assert len(marked) >= 3
+            assert {m.get_attribute("class")[:3] for m in marked} <= {"pos", "neg"}
         if name == "overview":  # Chart.js drew every chart, from the vendored copy
             for canvas in ("chart-labels", "chart-runs", "chart-review", "chart-dead"):
                 assert browser.execute_script(f"return !!Chart.getChart('{canvas}')"), canvas
