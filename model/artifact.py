@@ -44,6 +44,27 @@ class BaseModelRef(BaseModel):
     weights_sha256: str
 
 
+class BudgetInfo(BaseModel):
+    """How a training run spent its time limit (`docstream train --limit-minutes`).
+
+    `limit_s` is the limit (None: none), `used_s` the seconds from the command's start to
+    the final manifest, `stopped_by` why the loop ended ("budget": the limit; "converged":
+    early stopping; "epochs": all epochs ran), `loop_s` and `post_s` the seconds of the loop
+    and of the work after it (weights, calibration, precision checks, manifest),
+    `reserved_s` what was kept for that work before the loop. Training adds more (setup,
+    step times, the measured costs, the calibration set's size).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    limit_s: float | None = None
+    used_s: float | None = None
+    stopped_by: Literal["budget", "converged", "epochs"] | None = None
+    loop_s: float | None = None
+    post_s: float | None = None
+    reserved_s: float | None = None
+
+
 class TrainingInfo(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
@@ -51,6 +72,13 @@ class TrainingInfo(BaseModel):
     rows: dict[str, int] = Field(default_factory=dict)
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     seconds: float | None = None
+    budget: BudgetInfo | None = None
+
+
+#: `ModelManifest.status`: "complete", or "provisional" while a training run writes it.
+ArtifactStatus = Literal["complete", "provisional"]
+PROVISIONAL = ("this artifact is provisional: a training run was interrupted; "
+               "rerun `docstream train` with --resume")
 
 
 class ModelManifest(BaseModel):
@@ -59,6 +87,11 @@ class ModelManifest(BaseModel):
     model_config = ConfigDict(frozen=True, protected_namespaces=(), extra="forbid")
 
     format_version: int = FORMAT_VERSION
+    status: ArtifactStatus = Field(
+        default="complete",
+        description="provisional while `docstream train` is still writing the artifact "
+        "(loaders refuse it); manifests without the field are complete.",
+    )
     name: str
     version: str
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
@@ -111,8 +144,12 @@ def weights_sha256(directory: Path) -> str:
     return h.hexdigest()
 
 
-def read_manifest(directory: Path) -> ModelManifest:
-    """Read and check a manifest; raise ArtifactError naming the problem and the fix."""
+def read_manifest(directory: Path, *, allow_provisional: bool = False) -> ModelManifest:
+    """Read and check a manifest; raise ArtifactError naming the problem and the fix.
+
+    A provisional manifest (a training run that did not finish) is refused unless
+    `allow_provisional` (training itself, loading its artifact back to calibrate it).
+    """
     directory = Path(directory)
     path = directory / MANIFEST
     if not directory.is_dir():
@@ -128,6 +165,8 @@ def read_manifest(directory: Path) -> ModelManifest:
             f"{path}: format_version {raw.get('format_version')} is not supported "
             f"(this docstream reads {FORMAT_VERSION}); retrain or upgrade docstream"
         )
+    if isinstance(raw, dict) and raw.get("status") == "provisional" and not allow_provisional:
+        raise ArtifactError(f"model artifact {directory}: {PROVISIONAL}")
     try:
         manifest = ModelManifest.model_validate(raw)
     except ValidationError as e:

@@ -44,10 +44,14 @@ def build_module(manifest: ModelManifest, directory: Path | None,
     return module
 
 
-def load_model(directory: str | Path) -> LoadedModel:
-    """Read, verify and load an artifact; raises ArtifactError with the reason if it can't."""
+def load_model(directory: str | Path, *, allow_provisional: bool = False) -> LoadedModel:
+    """Read, verify and load an artifact; raises ArtifactError with the reason if it can't.
+
+    A provisional artifact (a training run that did not finish) is refused unless
+    `allow_provisional` (see `read_manifest`).
+    """
     path = Path(directory)
-    manifest = read_manifest(path)
+    manifest = read_manifest(path, allow_provisional=allow_provisional)
     module = build_module(manifest, path)
     module.eval()
     return LoadedModel(manifest=manifest, module=module, path=path)

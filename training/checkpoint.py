@@ -1,4 +1,9 @@
-"""Per-epoch checkpoints in OUT/checkpoints/, so `--resume` continues a run."""
+"""Checkpoints in OUT/checkpoints/, so `--resume` continues a run.
+
+One is written after every epoch (`epoch-NNN.pt`, NNN epochs done) and one where the time
+budget stops the loop inside an epoch (`epoch-NNN_bBBBBBB.pt`: NNN epochs and BBBBBB
+batches of the next one done); names sort in training order, and only the newest is kept.
+"""
 
 from __future__ import annotations
 
@@ -18,21 +23,24 @@ CHECKPOINT_DIR = "checkpoints"
 
 @dataclass
 class TrainState:
-    """What a run needs to continue after a completed epoch.
+    """What a run needs to continue after a completed epoch or a budget stop.
 
     Attributes:
         epoch: epochs completed.
         step: optimizer steps done.
+        batch: batches done of the epoch in progress (0 at an epoch's end; a budget stop
+            inside an epoch leaves it > 0, and --resume continues from that batch).
         best_metric: best validation metric so far (-1 before any evaluation).
         best_state: trainable parameters at the best evaluation.
         bad_evals: evaluations since the best one (for early stopping).
         history: one dict per evaluation.
         seconds: training seconds spent before this checkpoint.
-        stopped: why training ended early, if it did ("early_stopping", "time_limit").
+        stopped: why training ended early, if it did ("early_stopping", "budget").
     """
 
     epoch: int = 0
     step: int = 0
+    batch: int = 0
     best_metric: float = -1.0
     best_state: dict[str, torch.Tensor] | None = None
     bad_evals: int = 0
@@ -47,7 +55,7 @@ def checkpoint_dir(out: Path) -> Path:
 
 
 def latest_checkpoint(out: Path) -> Path | None:
-    """The newest epoch checkpoint in OUT/checkpoints, if any."""
+    """The newest checkpoint in OUT/checkpoints, if any."""
     found = sorted(checkpoint_dir(out).glob("epoch-*.pt"))
     return found[-1] if found else None
 
@@ -61,10 +69,11 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
 ) -> Path:
-    """Write OUT/checkpoints/epoch-NNN.pt atomically and drop older ones."""
+    """Write OUT/checkpoints/epoch-NNN[_bBBBBBB].pt atomically and drop older ones."""
     directory = checkpoint_dir(out)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"epoch-{state.epoch:03d}.pt"
+    inside = f"_b{state.batch:06d}" if state.batch else ""
+    path = directory / f"epoch-{state.epoch:03d}{inside}.pt"
     payload = {
         "config": config,
         "state": state.__dict__,

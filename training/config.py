@@ -93,9 +93,10 @@ class TrainConfig(BaseModel):
 
     resume: bool = False
     limit_minutes: float | None = Field(
-        default=25.0,
-        description="Stop training (keeping the best state) after this many minutes; "
-        "None or 0: no limit. The default keeps `docstream train` under 30 minutes.",
+        default=30.0, ge=0.0,
+        description="Time budget of the whole run, in minutes: data preparation, training, "
+        "calibration, precision checks and writing (training/budget.py). The loop stops "
+        "early, keeping the best state, to leave time for the rest; None or 0: no limit.",
     )
     keep_checkpoints: bool = False
     progress: bool = True

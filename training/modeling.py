@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 from torch import nn
+from transformers import PreTrainedModel
 
 from docstream.model.artifact import ADAPTER_DIR, ENCODER_FILE, HEAD_FILE
 from docstream.model.batching import token_budget_batches
@@ -25,11 +26,14 @@ from docstream.model.tensors import autocast_for, pad_batch
 from .config import TrainConfig
 
 
-def load_artifact(directory: Path) -> LoadedModel:
-    """`model.loader.load_model`, without peft's deprecation warning about transformers v5."""
+def load_artifact(directory: Path, *, allow_provisional: bool = False) -> LoadedModel:
+    """`model.loader.load_model`, without peft's deprecation warning about transformers v5.
+
+    `allow_provisional`: only for training, loading its own unfinished artifact back.
+    """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
-        return load_model(directory)
+        return load_model(directory, allow_provisional=allow_provisional)
 
 
 def lora_target_regex(targets: Sequence[str]) -> str:
@@ -53,13 +57,16 @@ def lora_settings(config: TrainConfig) -> dict[str, Any]:
     }
 
 
-def build_trainable(config: TrainConfig, n_labels: int) -> TextClassifier:
+def build_trainable(config: TrainConfig, n_labels: int,
+                    encoder: PreTrainedModel | None = None) -> TextClassifier:
     """The base encoder + a fresh head, with only the mode's parameters trainable.
 
     head: the encoder is frozen. lora: peft LoRA adapters are injected into the encoder's
-    linear layers and only they (and the head) train. full: everything trains.
+    linear layers and only they (and the head) train. full: everything trains. `encoder`:
+    a freshly loaded base encoder to use (default: load one).
     """
-    encoder = load_base_encoder()
+    if encoder is None:
+        encoder = load_base_encoder()
     module = TextClassifier(encoder, n_labels=n_labels)
     if config.mode == "head":
         module.encoder.requires_grad_(False)

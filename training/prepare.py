@@ -44,6 +44,11 @@ class PreparedDocs:
         """Wordpieces per document, [CLS]/[SEP] of each chunk included."""
         return [sum(len(c) for c in d) for d in self.docs]
 
+    def subset(self, idx: Sequence[int]) -> PreparedDocs:
+        """The documents at `idx` (in that order); `errors` stay the whole set's."""
+        return PreparedDocs([self.rows[i] for i in idx], [self.docs[i] for i in idx],
+                            self.labels[list(idx)], dict(self.errors))
+
     def chunk_examples(self) -> tuple[list[list[int]], np.ndarray]:
         """Every chunk with its document's label: the training examples."""
         chunks = [c for d in self.docs for c in d]

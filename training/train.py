@@ -5,11 +5,15 @@ Steps:
    fraction of train;
 2. prepare every document with `Preprocessor.prepare` (the `run` path); each chunk of a
    training document becomes an example with the document's label;
-3. train (head / lora / full) with AdamW and linear warmup/decay over length-bucketed
+3. with a time limit, measure what the work after the loop will cost and reserve time for
+   it (budget.py, costs.py); leave a provisional manifest in OUT (output.py);
+4. train (head / lora / full) with AdamW and linear warmup/decay over length-bucketed
    token-budget batches, validating each epoch through `DocClassifier`, with early
-   stopping, a time limit and per-epoch checkpoints;
-4. write the weights, load them back with `model.loader.load_model` exactly as `run` does,
-   fit the temperature on validation, check bf16 against fp32, and write the manifest.
+   stopping, per-epoch checkpoints, and a stop (with a checkpoint) before a step that would
+   eat into the reserve;
+5. write the weights, load them back with `model.loader.load_model` exactly as `run` does,
+   fit the temperature on validation (a stratified subset when the budget is short), check
+   the other precisions against fp32, and write the final manifest last, atomically.
 
 Long module: one training run, read top to bottom; the loop, resume and finalize steps share
 the run's state (`_Loop`, `TrainState`), and the reusable parts already live in modeling,
@@ -20,10 +24,9 @@ from __future__ import annotations
 
 import math
 import random
-import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,26 +36,34 @@ import torch.nn.functional as F
 
 from docstream.errors import ConfigError
 from docstream.model.artifact import (
-    ADAPTER_DIR,
-    ENCODER_FILE,
-    HEAD_FILE,
-    MANIFEST,
     BaseModelRef,
+    BudgetInfo,
     ModelManifest,
     TrainingInfo,
     base_weights_sha256,
-    write_manifest,
 )
 from docstream.model.build import build_classifier
 from docstream.model.calibration import expected_calibration_error, fit_temperature_fn, nll
-from docstream.model.classifier import TextClassifier
+from docstream.model.classifier import TextClassifier, load_base_encoder
 from docstream.model.classify import ClassifierSpec, DocClassifier, LogitsProvider
 from docstream.model.predictor import Precision, pick_device
 from docstream.model.tensors import autocast_for, pad_batch
 
 from . import checkpoint as ckpt
+from . import output
 from .batches import epoch_batches, fixed_batches
+from .budget import (
+    POST_SHARE,
+    Budget,
+    PostCosts,
+    PostPlan,
+    StepTimer,
+    describe,
+    plan_post,
+    stratified_indices,
+)
 from .config import TrainConfig
+from .costs import measure_post_costs, write_seconds
 from .data import DataFile, holdout, label_order, read_data, sample_rows
 from .metrics import summary
 from .modeling import (
@@ -95,6 +106,7 @@ class TrainResult:
     manifest: ModelManifest
     history: list[dict[str, Any]]
     seconds: float
+    budget: dict[str, Any] = field(default_factory=dict)
 
 
 def seed_everything(seed: int) -> None:
@@ -180,17 +192,29 @@ def doc_metrics(clf: DocClassifier[LogitsProvider], docs: PreparedDocs) -> dict[
     return out
 
 
+#: Head mode under a time limit: training windows are encoded in blocks of this many (in a
+#: seeded random order), so that the limit can cut the example set between blocks...
+EMBED_BLOCK = 128
+#: ...keeping this share of the loop's time for the head's epochs.
+HEAD_SHARE = 0.1
+
+
 class _Loop:
     """The training loop; mode-specific parts are the example set and the forward pass."""
 
     def __init__(self, config: TrainConfig, data: TrainData, module: TextClassifier,
-                 device: torch.device, precision: Precision, note: Note) -> None:
+                 device: torch.device, precision: Precision, note: Note,
+                 budget: Budget | None = None, costs: PostCosts | None = None) -> None:
         self.config = config
         self.data = data
         self.module = module
         self.device = device
         self.precision = precision
         self.note = note
+        self.budget = budget
+        self.costs = costs
+        self.timer = StepTimer()
+        self.last_eval_s: float | None = None
         self.spec = ClassifierSpec.from_manifest(draft_manifest(config, data.labels))
         chunks, labels = data.train.chunk_examples()
         self.chunks = chunks
@@ -200,11 +224,41 @@ class _Loop:
         self.val_vectors: torch.Tensor | None = None
         if config.mode == "head":
             t0 = time.perf_counter()
-            self.vectors = embed_chunks(module, chunks, device, precision)
+            n_train = len(chunks)
             self.val_vectors = embed_chunks(module, self.val_chunks, device, precision)
-            note(f"head mode: encoded {len(chunks) + len(self.val_chunks)} chunks once "
-                 f"in {time.perf_counter() - t0:.1f} s")
+            if budget is not None and budget.limited:
+                self._embed_within_budget(budget)
+            else:
+                self.vectors = embed_chunks(module, chunks, device, precision)
+            cut = (f" ({len(self.chunks)} of {n_train} training chunks: the time limit)"
+                   if len(self.chunks) < n_train else "")
+            note(f"head mode: encoded {len(self.chunks) + len(self.val_chunks)} chunks once "
+                 f"in {time.perf_counter() - t0:.1f} s{cut}")
         self.plan = [self.batches(e) for e in range(config.epochs or 1)]
+
+    def _embed_within_budget(self, budget: Budget) -> None:
+        """Encode the training chunks block by block until the loop's time (less HEAD_SHARE
+        of it, for the head's epochs) runs out; keep the encoded ones, in their order."""
+        n = len(self.chunks)
+        order = torch.from_numpy(np.random.default_rng(self.config.seed + 17).permutation(n))
+        vectors = torch.empty((n, self.module.head.in_features), dtype=torch.float32)
+        keep_for_head = HEAD_SHARE * max(budget.loop_left(), 0.0)
+        done, per_chunk = 0, 0.0
+        while done < n:
+            block = order[done : done + EMBED_BLOCK]
+            if done and not budget.fits(per_chunk * len(block) + keep_for_head):
+                break
+            t0 = time.perf_counter()
+            vectors[block] = embed_chunks(self.module, [self.chunks[int(i)] for i in block],
+                                          self.device, self.precision)
+            per_chunk = (time.perf_counter() - t0) / len(block)
+            done += len(block)
+        if done < n:
+            keep = order[:done].sort().values
+            self.chunks = [self.chunks[int(i)] for i in keep]
+            self.targets = self.targets[keep]
+            vectors = vectors[keep]
+        self.vectors = vectors
 
     def batches(self, epoch: int) -> list[list[int]]:
         """Example indices per step of `epoch`; the same for a seed, also after --resume."""
@@ -234,8 +288,26 @@ class _Loop:
                 logits = self.module(ids, mask)
         return F.cross_entropy(logits.float(), y)
 
+    def eval_estimate(self) -> float:
+        """Seconds of the next validation pass: the last one's, else the measured costs'."""
+        if self.last_eval_s is not None:
+            return 1.2 * self.last_eval_s
+        if self.costs is None:
+            return 0.0
+        docs = len(self.data.val)
+        if self.val_vectors is not None:  # head mode: cached vectors, aggregation only
+            return 0.1 + docs * self.costs.doc_s
+        return 1.2 * self.costs.validation_s(self.precision, len(self.val_chunks), docs)
+
     def validate(self) -> dict[str, float]:
         """Validation metrics of whole documents through `DocClassifier` (T = 1)."""
+        t0 = time.perf_counter()
+        try:
+            return self._validate()
+        finally:
+            self.last_eval_s = time.perf_counter() - t0
+
+    def _validate(self) -> dict[str, float]:
         clf: DocClassifier[LogitsProvider]
         if self.val_vectors is not None:
             clf = DocClassifier(self.spec, CachedVectorPredictor(self.module.head, self.val_chunks,
@@ -275,9 +347,17 @@ def resume_payload(config: TrainConfig, note: Note) -> dict[str, Any] | None:
 
 
 def _run_loop(
-    loop: _Loop, config: TrainConfig, note: Note, resume: dict[str, Any] | None = None
+    loop: _Loop, config: TrainConfig, note: Note, resume: dict[str, Any] | None = None,
+    budget: Budget | None = None,
 ) -> ckpt.TrainState:
-    """Train until the epochs, patience or time run out; returns the final state."""
+    """Train until the epochs, patience or time run out; returns the final state.
+
+    With a time limit (`budget`), each step first checks that it fits, together with what
+    stopping after it needs (a checkpoint; a validation pass when there is a best state to
+    compare with or the epoch ends), before the post-loop reserve. When it does not, the
+    loop stops: it validates if a best state exists (and keeps the better one), writes a
+    checkpoint inside the epoch, and returns with `stopped == "budget"`.
+    """
     module = loop.module
     optimizer = torch.optim.AdamW(param_groups(module, config))
     total_steps = sum(len(b) for b in loop.plan)
@@ -291,11 +371,18 @@ def _run_loop(
         scheduler.load_state_dict(resume["scheduler"])
         ckpt.restore_rng(resume)
         state = resume["state"]
-        note(f"resumed from {resume['path'].name}: {state.epoch} epoch(s), step {state.step}")
-    limit = (config.limit_minutes or 0) * 60
+        if state.stopped == "budget":  # a new command has a new budget: train on
+            state.stopped = None
+        inside = f" and {state.batch} batch(es) of the next" if state.batch else ""
+        note(f"resumed from {resume['path'].name}: {state.epoch} epoch(s){inside}, "
+             f"step {state.step}")
     started = time.perf_counter() - state.seconds
     trainable = [p for p in module.parameters() if p.requires_grad]
     epochs = config.epochs or 1
+    timer = loop.timer
+    limited = budget is not None and budget.limited
+    checkpoint_s = loop.costs.checkpoint_s if loop.costs is not None else 0.0
+    forecast_after = 3  # steps of this run after which the plan is reported
 
     def evaluate(tag: str) -> bool:
         """Validate, track the best state; True when patience ran out."""
@@ -317,70 +404,100 @@ def _run_loop(
         state.bad_evals += 1
         return state.bad_evals >= config.patience
 
+    def save() -> None:
+        state.seconds = time.perf_counter() - started
+        ckpt.save_checkpoint(
+            config.out,
+            config=config.model_dump(mode="json"),
+            state=state,
+            model_state=trainable_state(module),
+            optimizer=optimizer,
+            scheduler=scheduler,
+        )
+
+    def room_for(i: int, n_batches: int) -> bool:
+        """Whether step `i` of the epoch, and what a stop right after it needs, still fit."""
+        if not limited or timer.count == 0:  # no limit, or this run's first step
+            return True
+        assert budget is not None
+        due = bool(config.eval_every) and (state.step + 1) % config.eval_every == 0
+        validates = i == n_batches - 1 or due or bool(state.history)
+        need = (timer.estimate() or 0.0) + checkpoint_s
+        return budget.fits(need + (loop.eval_estimate() if validates else 0.0))
+
+    def forecast() -> None:
+        """One line, early on: how far the loop's share of the budget will get."""
+        assert budget is not None
+        per_step = timer.estimate() or 0.0
+        left_steps = total_steps - state.step
+        fit = int(max(budget.loop_left(), 0.0) / per_step) if per_step > 0 else left_steps
+        verdict = ("all of them fit" if fit >= left_steps
+                   else f"about {fit} fit: the loop will stop early to finish within the limit")
+        note(f"time budget: {per_step:.2f} s per step; {budget.loop_left():.0f} s left for the "
+             f"loop, {left_steps} steps to go, {verdict}")
+
     with TrainProgress(total_steps, enabled=config.progress, metric_name=config.metric) as bar:
-        bar.advance(sum(len(b) for b in loop.plan[: state.epoch]))
+        bar.advance(sum(len(b) for b in loop.plan[: state.epoch]) + state.batch)
         loop.set_train_mode()
         while state.epoch < epochs and state.stopped is None:
             epoch = state.epoch
             bar.set_description(f"epoch {epoch + 1}/{epochs}")
             losses: list[float] = []
-            evaluated_at_step = -1
-            n_batches = len(loop.plan[epoch])
+            batches = loop.plan[epoch]
+            n_batches = len(batches)
             every = max(1, n_batches // 10) if not bar.live else 0
-            for i, idx in enumerate(loop.plan[epoch], start=1):
-                loss = loop.loss(idx)
+            for i in range(state.batch, n_batches):
+                if not room_for(i, n_batches):
+                    state.stopped = "budget"
+                    break
+                t_step = time.perf_counter()
+                loss = loop.loss(batches[i])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
                 optimizer.step()
                 scheduler.step()
-                state.step += 1
                 losses.append(float(loss.detach()))
+                timer.add(time.perf_counter() - t_step)
+                state.step += 1
+                state.batch = i + 1
                 bar.advance(loss=losses[-1])
-                if every and i % every == 0 and i < n_batches:
-                    note(f"epoch {epoch + 1} step {i}/{n_batches}: loss "
+                if limited and timer.count == forecast_after:
+                    forecast()
+                if every and state.batch % every == 0 and state.batch < n_batches:
+                    note(f"epoch {epoch + 1} step {state.batch}/{n_batches}: loss "
                          f"{np.mean(losses[-every:]):.4f}  [{time.perf_counter() - started:.0f} s]")
-                if config.eval_every and state.step % config.eval_every == 0:
-                    evaluated_at_step = state.step
-                    if evaluate(f"step {state.step}"):
-                        state.stopped = "early_stopping"
-                        break
-                if limit and time.perf_counter() - started > limit:
-                    state.stopped = "time_limit"
-                    note(f"time limit of {config.limit_minutes:g} min reached in epoch "
-                         f"{epoch + 1}; keeping the best state so far")
-                    if evaluated_at_step != state.step:
-                        evaluate(f"epoch {epoch + 1} (partial)")
+                due = bool(config.eval_every) and state.step % config.eval_every == 0
+                if due and evaluate(f"step {state.step}"):
+                    state.stopped = "early_stopping"
                     break
+            if state.stopped == "budget":
+                assert budget is not None
+                note(f"time budget: stopping in epoch {epoch + 1} after {state.batch} of "
+                     f"{n_batches} batches (step {state.step} of {total_steps}), "
+                     f"{budget.elapsed():.0f} s into the {budget.limit_s:.0f} s limit; "
+                     f"{budget.reserve_s:.0f} s are kept for calibration and checks")
+                if state.history and state.history[-1]["step"] != state.step:
+                    evaluate(f"epoch {epoch + 1} (partial)")  # is it better than the best?
+                save()
+                break
             if state.stopped is not None:
                 break
             state.epoch += 1
+            state.batch = 0
             mean_loss = float(np.mean(losses)) if losses else float("nan")
             note(f"epoch {state.epoch}/{epochs}: train loss {mean_loss:.4f}")
-            if evaluated_at_step != state.step and evaluate(f"epoch {state.epoch}"):
+            if not (state.history and state.history[-1]["step"] == state.step) and evaluate(
+                f"epoch {state.epoch}"
+            ):
                 state.stopped = "early_stopping"
-            state.seconds = time.perf_counter() - started
-            ckpt.save_checkpoint(
-                config.out,
-                config=config.model_dump(mode="json"),
-                state=state,
-                model_state=trainable_state(module),
-                optimizer=optimizer,
-                scheduler=scheduler,
-            )
+            save()
             if state.stopped == "early_stopping":
                 note(f"early stopping: no {config.metric} gain in {config.patience} evaluations")
     state.seconds = time.perf_counter() - started
     if state.best_state is not None:
         load_trainable_state(module, state.best_state)
     return state
-
-
-def _clear_artifact(out: Path) -> None:
-    """Remove the artifact files of an earlier run (not checkpoints, not other files)."""
-    for name in (MANIFEST, HEAD_FILE, ENCODER_FILE):
-        (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / ADAPTER_DIR, ignore_errors=True)
 
 
 def _precisions_to_check(device: torch.device) -> list[Precision]:
@@ -390,58 +507,111 @@ def _precisions_to_check(device: torch.device) -> list[Precision]:
 
 
 def finalize(
-    out: Path, manifest: ModelManifest, val: PreparedDocs, device: torch.device, note: Note
+    out: Path,
+    manifest: ModelManifest,
+    val: PreparedDocs,
+    device: torch.device,
+    note: Note,
+    checked: Sequence[Precision] | None = None,
+    docs: Sequence[int] | None = None,
 ) -> tuple[ModelManifest, dict[str, Any]]:
     """Load the written artifact as `run` would, fit T, check precisions; final manifest.
+
+    Args:
+        out: the artifact directory (weights and a provisional manifest written).
+        manifest: the draft manifest.
+        val: the validation documents.
+        device: where to run.
+        note: progress lines.
+        checked: the precisions to run, fp32 first (default: fp32 and the device's others).
+        docs: the validation documents to calibrate and check on (default: all).
 
     Returns:
         The manifest to write and the validation metrics recorded in it.
     """
-    loaded = load_artifact(out)
+    used = val if docs is None or len(docs) == len(val) else val.subset(docs)
+    loaded = load_artifact(out, allow_provisional=True)
     spec = ClassifierSpec.from_manifest(loaded.manifest)
-    chunks = [c for d in val.docs for c in d]
+    chunks = [c for d in used.docs for c in d]
     logits: dict[str, np.ndarray] = {}
     accuracy: dict[str, float] = {}
-    modes: list[Precision] = ["fp32", *_precisions_to_check(device)]
+    modes: list[Precision] = list(checked) if checked else ["fp32", *_precisions_to_check(device)]
     for precision in modes:
         built = build_classifier(spec, loaded.module, device=device, precision=precision)
         logits[precision] = built.predictor.logits(chunks)  # once per mode, reused below
         clf = DocClassifier(spec, FixedLogits(chunks, logits[precision]))
-        predicted = clf.probabilities(val.docs).argmax(axis=1)
-        accuracy[precision] = float((predicted == val.labels).mean())
+        predicted = clf.probabilities(used.docs).argmax(axis=1)
+        accuracy[precision] = float((predicted == used.labels).mean())
     precision_ok = [p for p, a in accuracy.items() if abs(a - accuracy["fp32"]) <= 0.005 + 1e-9]
     fixed = FixedLogits(chunks, logits["fp32"])
 
     def val_nll(t: float) -> float:
         clf = DocClassifier(spec.with_temperature(t), fixed)
-        return nll(clf.probabilities(val.docs), val.labels)
+        return nll(clf.probabilities(used.docs), used.labels)
 
     temperature = fit_temperature_fn(val_nll)
-    raw = doc_metrics(DocClassifier(spec, fixed), val)
+    raw = doc_metrics(DocClassifier(spec, fixed), used)
     calibrated = manifest.model_copy(update={"temperature": temperature})
-    metrics = doc_metrics(DocClassifier(spec.with_temperature(temperature), fixed), val)
-    metrics.update(n=len(val), nll_uncalibrated=raw["nll"], ece_uncalibrated=raw["ece"],
+    metrics = doc_metrics(DocClassifier(spec.with_temperature(temperature), fixed), used)
+    metrics.update(n=len(used), nll_uncalibrated=raw["nll"], ece_uncalibrated=raw["ece"],
                    accuracy_by_precision=accuracy)
+    subset = ""
+    if len(used) < len(val):
+        metrics.update(n_val=len(val))
+        subset = f" (on {len(used)} of {len(val)} val docs: the time limit)"
     note(f"calibration: T = {temperature:.3f}, val ECE {raw['ece']:.4f} -> {metrics['ece']:.4f}, "
-         f"NLL {raw['nll']:.4f} -> {metrics['nll']:.4f}; precision ok: {', '.join(precision_ok)}")
+         f"NLL {raw['nll']:.4f} -> {metrics['nll']:.4f}; precision ok: {', '.join(precision_ok)}"
+         f"{subset}")
     return calibrated.model_copy(update={"precision_ok": precision_ok}), metrics
 
 
-def train(config: TrainConfig, note: Note | None = None) -> TrainResult:
+def _post_plan(costs: PostCosts, val: PreparedDocs, seed: int, allowance_s: float | None,
+               limit_s: float | None) -> PostPlan:
+    """The calibration/check set that fits `allowance_s` (a stratified prefix of val)."""
+    return plan_post(costs, [len(d) for d in val.docs], stratified_indices(val.labels, seed),
+                     allowance_s, limit_s)
+
+
+def _reserve(budget: Budget, costs: PostCosts, data: TrainData, config: TrainConfig,
+             checked: Sequence[str], note: Note) -> PostPlan:
+    """Plan the post-loop work before the loop and reserve its time in `budget`."""
+    left = budget.remaining()
+    plan = _post_plan(costs, data.val, config.seed, POST_SHARE * left, budget.limit_s)
+    budget.reserve_s = plan.reserve_s
+    on = (f"{len(plan.docs)} of {plan.of_docs} val docs ({plan.windows} of {plan.of_windows} "
+          f"windows)" if plan.capped else f"all {plan.of_docs} val docs ({plan.windows} windows)")
+    note(f"time budget: {budget.limit_s:.0f} s; {budget.elapsed():.1f} s used by start-up, data "
+         f"and model; calibration and checks ({', '.join(checked)}) on {on} estimated at "
+         f"{plan.estimate_s:.1f} s, {plan.reserve_s:.1f} s reserved; the loop gets "
+         f"{max(budget.loop_left(), 0.0):.0f} s")
+    if budget.loop_left() <= 0:
+        note("time budget: too small for this data: nothing is left for training after "
+             "setup and the reserve; training one step, and finishing late")
+    return plan
+
+
+def train(config: TrainConfig, note: Note | None = None, *,
+          started: float | None = None) -> TrainResult:
     """Run a whole training: data, loop, artifact, calibration, manifest.
 
     Args:
         config: the run's settings (per-mode defaults are filled in here).
         note: where progress lines go (default: stderr).
+        started: when the command started, on `time.perf_counter`'s scale (the CLI passes
+            the process start); the time limit counts from there. Default: now.
 
     Returns:
-        The artifact directory, its manifest, the validation history and total seconds.
+        The artifact directory, its manifest, the validation history, total seconds and
+        how the time budget was spent.
 
     Raises:
         ConfigError: bad data or settings, or an incompatible checkpoint for --resume.
     """
     t0 = time.perf_counter()
     config = config.resolved()
+    limit_s = config.limit_minutes * 60 if config.limit_minutes else None
+    budget = Budget(limit_s, started if started is not None else t0)
+    budget.mark("start")
     if note is None:
         console = TrainProgress(0, enabled=False)
         note = console.note
@@ -449,24 +619,77 @@ def train(config: TrainConfig, note: Note | None = None) -> TrainResult:
     seed_everything(config.seed)
     config.out.mkdir(parents=True, exist_ok=True)
     data = load_training_data(config, note)
+    budget.mark("prepared")
     device = pick_device(None)
     precision = train_precision(config, device)
     threads = configure_threads(config.threads)
-    module = build_trainable(config, len(data.labels)).to(device)
+    checked: list[Precision] = ["fp32", *_precisions_to_check(device)]
+    draft = draft_manifest(config, data.labels)
+    t_load = time.perf_counter()
+    encoder = load_base_encoder()
+    load_s = time.perf_counter() - t_load
+    costs: PostCosts | None = None
+    if budget.limited:
+        costs = measure_post_costs(encoder, ClassifierSpec.from_manifest(draft), data.val,
+                                   device, checked, precision, load_s, seed=config.seed)
+    module = build_trainable(config, len(data.labels), encoder=encoder).to(device)
     n_train = sum(p.numel() for p in module.parameters() if p.requires_grad)
     note(f"mode {config.mode}: {n_train:,} trainable parameters, {device.type} {precision} "
          f"({threads} thread{'s' if threads > 1 else ''}), "
          f"{config.epochs} epoch(s), lr {config.lr:g}, head lr {config.head_lr:g}")
-    loop = _Loop(config, data, module, device, precision, note)
-    state = _run_loop(loop, config, note, resume)
+    reserved: PostPlan | None = None
+    if costs is not None:
+        saved = n_train if config.mode != "full" else sum(p.numel() for p in module.parameters())
+        costs = replace(costs, write_s=write_seconds(saved, copies=3),  # write, 2 hashes
+                        checkpoint_s=write_seconds(n_train, copies=4))  # + best, Adam moments
+        reserved = _reserve(budget, costs, data, config, checked, note)
+    if resume is None and ckpt.latest_checkpoint(config.out) is not None:
+        note(f"starting afresh: removing the checkpoint of an earlier run in "
+             f"{ckpt.checkpoint_dir(config.out)} (--resume continues from it instead)")
+        ckpt.remove_checkpoints(config.out)
+    output.begin_artifact(config.out, draft, data_sha256=data.file.sha256)
+    budget.mark("setup")
+    loop = _Loop(config, data, module, device, precision, note, budget=budget, costs=costs)
+    state = _run_loop(loop, config, note, resume, budget)
+    loop_end = budget.mark("loop")
 
-    _clear_artifact(config.out)
+    plan = None  # after the loop: the set that fits the time actually left
+    if costs is not None:
+        plan = _post_plan(costs, data.val, config.seed, budget.remaining(), limit_s)
     save_weights(module, config, config.out)
-    manifest = draft_manifest(config, data.labels)
-    write_manifest(config.out, manifest)
-    manifest, val_metrics = finalize(config.out, manifest, data.val, device, note)
+    output.write_provisional(config.out, draft, "finalizing", data_sha256=data.file.sha256)
+    manifest, val_metrics = finalize(config.out, draft, data.val, device, note, checked,
+                                     plan.docs if plan is not None else None)
     best = max(state.history, key=lambda h: h[config.metric]) if state.history else {}
     seconds = time.perf_counter() - t0
+    stopped_by = {"budget": "budget", "early_stopping": "converged"}.get(state.stopped or "",
+                                                                          "epochs")
+    epoch_batches_n = len(loop.plan[min(state.epoch, len(loop.plan) - 1)])
+    budget_info: dict[str, Any] = {
+        "limit_s": limit_s,
+        "used_s": round(budget.elapsed(), 1),
+        "clock": "process start" if started is not None else "train() call",
+        "stopped_by": stopped_by,
+        "startup_s": round(budget.marks["start"], 1),
+        "prepare_s": round(budget.marks["prepared"] - budget.marks["start"], 1),
+        "setup_s": round(budget.marks["setup"], 1),
+        "loop_s": round(loop_end - budget.marks["setup"], 1),
+        "post_s": round(budget.elapsed() - loop_end, 1),
+        "reserved_s": round(budget.reserve_s, 1) if budget.limited else None,
+        "post_estimate_s": round(plan.estimate_s, 1) if plan is not None else None,
+        "step_s": round(loop.timer.median() or 0.0, 3),
+        "steps_run": loop.timer.count,
+        "steps_planned": sum(len(b) for b in loop.plan),
+        "stopped_at": ({"epoch": state.epoch + 1, "batch": state.batch,
+                        "of_batches": epoch_batches_n, "step": state.step}
+                       if state.stopped == "budget" else None),
+        "calibration": (plan.as_dict() if plan is not None else
+                        {"docs": len(data.val), "of_docs": len(data.val), "capped": False}),
+        "reserved_calibration": reserved.as_dict() if reserved is not None else None,
+        "training_chunks": {"used": len(loop.chunks), "of": data.train.n_chunks()},
+        "costs": costs.as_dict() if costs is not None else None,
+        "checkpoint_kept": state.stopped == "budget" or config.keep_checkpoints,
+    }
     info = TrainingInfo(
         data_sha256=data.file.sha256,
         rows={
@@ -477,6 +700,7 @@ def train(config: TrainConfig, note: Note | None = None) -> TrainResult:
         },
         hyperparameters=config.hyperparameters(),
         seconds=round(seconds, 1),
+        budget=BudgetInfo.model_validate(budget_info),
         train_seconds=round(state.seconds, 1),
         data_file=data.file.path.name,
         data_split_rows=data.file.split_counts,
@@ -490,12 +714,13 @@ def train(config: TrainConfig, note: Note | None = None) -> TrainResult:
         best={k: best.get(k) for k in ("epoch", "step", "at", "accuracy", "macro_f1")},
         history=state.history,
     )
-    manifest = write_manifest(
-        config.out, manifest.model_copy(update={"training": info, "metrics": {"val": val_metrics}})
+    manifest = output.write_manifest_atomic(  # last: the artifact is complete from here on
+        config.out, manifest.model_copy(update={"status": "complete", "training": info,
+                                                "metrics": {"val": val_metrics}})
     )
-    if not config.keep_checkpoints:
+    if not budget_info["checkpoint_kept"]:
         ckpt.remove_checkpoints(config.out)
     note(f"wrote {config.out} ({manifest.name} {manifest.version}, {config.mode}) "
-         f"in {seconds:.0f} s: val accuracy {val_metrics['accuracy']:.4f}, "
-         f"macro_f1 {val_metrics['macro_f1']:.4f}")
-    return TrainResult(config.out, manifest, state.history, seconds)
+         f"in {budget.elapsed():.0f} s: val accuracy {val_metrics['accuracy']:.4f}, "
+         f"macro_f1 {val_metrics['macro_f1']:.4f}; {describe(budget_info)}")
+    return TrainResult(config.out, manifest, state.history, seconds, budget_info)

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from docstream.errors import ConfigError
 from docstream.model.artifact import HEAD_FILE, read_manifest, weights_sha256
+from docstream.model.errors import ArtifactError
 from docstream.model.loader import load_model
 from docstream.training import checkpoint as ckpt
 from docstream.training.config import TrainConfig
@@ -94,6 +95,8 @@ def test_resume_continues_to_the_same_weights(
         train(config(tmp_path / "resumed"), note=lambda _m: None)
     monkeypatch.setattr(ckpt, "save_checkpoint", real_save)
     assert ckpt.latest_checkpoint(tmp_path / "resumed") is not None
+    with pytest.raises(ArtifactError, match="provisional"):  # no manifest that looks final
+        load_model(tmp_path / "resumed")
     with pytest.raises(ConfigError, match="settings differ"):
         train(config(tmp_path / "resumed", resume=True, seed=5), note=lambda _m: None)
     resumed = train(config(tmp_path / "resumed", resume=True), note=lambda _m: None)
