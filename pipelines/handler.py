@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -23,6 +24,11 @@ from .records import DocBatch, register_batch_coder
 log = logging.getLogger(__name__)
 
 NOOP_MODEL = "noop"
+
+#: (time.monotonic() when it ended, seconds) of each `load_model` in this process, oldest
+#: first: the streaming job's summary reads its model loading time here (Prism's LOOPBACK SDK
+#: worker runs the handler in threads of the launching process). Hot swaps are not in it.
+LOADS: deque[tuple[float, float]] = deque(maxlen=64)
 
 
 class Classifies(Protocol):
@@ -110,7 +116,11 @@ class DocstreamModelHandler(ModelHandler[DocBatch, BatchPredictions, LoadedClass
         self.watch = watch
 
     def load_model(self) -> LoadedClassifier:
-        return self._load(self.model_dir)
+        t0 = time.monotonic()
+        loaded = self._load(self.model_dir)
+        end = time.monotonic()
+        LOADS.append((end, end - t0))
+        return loaded
 
     def _load(self, model_dir: str) -> LoadedClassifier:
         if model_dir == NOOP_MODEL:

@@ -37,7 +37,7 @@ class Reporter:
         self._last_done = 0
         self.lag: int | None = None
         self.positions: dict[tuple[str, int], int] = {}
-        self.first_write_at: float | None = None  # monotonic time of the first written batch
+        self.first_result_reported = False
 
     def lag_now(self) -> tuple[int | None, dict[tuple[str, int], int]]:
         self.positions = {**self.starts, **load_positions(self.engine, self.url.group)}
@@ -81,6 +81,17 @@ class Reporter:
             print(f"[docstream] stream {self.url.group}: {st.done_records:,} done, "
                   f"{rate:,.0f} docs/s, {lag}, in flight {st.records:,}{repeats}",
                   file=sys.stderr, flush=True)
+
+    def first_result(self, after_s: float, load_s: float | None,
+                     ready_s: float | None) -> None:
+        """Say once when the first results were committed, apart from the model's loading."""
+        self.first_result_reported = True
+        if not self.enabled:
+            return
+        load = (f"; the model loaded in {load_s:.1f} s, ready at {ready_s:.1f} s"
+                if load_s is not None and ready_s is not None else "")
+        print(f"[docstream] stream {self.url.group}: first results written {after_s:.1f} s "
+              f"after the start{load}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         self.close_consumer()

@@ -5,7 +5,10 @@ one element per poll; Beam fuses everything after it into the same stage, so a p
 posts are parsed, preprocessed, classified (RunInference batches them within the bundle),
 copied to the dead-letter topic and written before that partition is polled again. That is
 also the flow control: at most one poll (`max_records`) per partition is in flight, and a
-backlog only makes the polls fuller (and the model's batches bigger).
+backlog only makes the polls fuller (and the model's batches bigger), up to a poll's token
+budget (`--poll-tokens`, default 8 model batches: 32,768 estimated tokens on CPU): a poll
+of long documents is cut there, so a result is written every couple of seconds of model
+time, not every `max_records` long documents (streaming.source).
 
 Delivery: each poll batch of a partition covers offsets [start, end) (streaming.source);
 its results, dead letters, audit records AND the partition's new contiguous position are
@@ -62,7 +65,7 @@ from docstream.streaming.url import KafkaUrl, parse_kafka_url
 
 from .batch import build_model_stages, for_each_branch, preprocess_config_for
 from .explain_branch import EXPLAIN_STOP_WAIT_S, add_explain_branch, drain_services
-from .handler import NOOP_MODEL
+from .handler import LOADS, NOOP_MODEL
 from .metrics import Exporter, MetricsConfig, default_worker, forget, job_metrics, model_identity
 from .model_watch import ModelWatch, RegistryLocator
 from .options import RunSettings
@@ -71,8 +74,14 @@ from .prism import stop_prism
 from .records import RawBatch
 from .reporter import Reporter
 from .shutdown import StopSignals, quiet_shutdown_logs
-from .stream_fns import KafkaBatchToRaw, MarkDone, PublishDeadLetters, StreamWriteOutcomes
-from .stream_options import StreamOptions, stream_pipeline_options
+from .stream_fns import (
+    KafkaBatchToRaw,
+    MarkDone,
+    PublishDeadLetters,
+    StreamWriteOutcomes,
+    WriteClock,
+)
+from .stream_options import StreamOptions, poll_tokens_for, stream_pipeline_options
 from .summary import StreamSummary
 
 log = logging.getLogger(__name__)
@@ -102,9 +111,10 @@ def stream_run_id(group: str) -> str:
 
 def build_stream(p: beam.Pipeline, read: ReadFromKafkaPartitions, settings: RunSettings,
                  options: StreamOptions, url: KafkaUrl, run_id: str, gate: InFlight,
-                 metrics: MetricsConfig | None = None) -> None:
+                 metrics: MetricsConfig | None = None, clock: WriteClock | None = None) -> None:
     """Kafka (`read`, which holds the resolved start offsets) → model → DLQ topic → store;
-    with `metrics`, the DoFns feed the job's Prometheus metrics (pipelines.metrics)."""
+    with `metrics`, the DoFns feed the job's Prometheus metrics (pipelines.metrics); with
+    `clock`, the writer notes when inputs were committed (the summary's timings)."""
     pre_config = preprocess_config_for(settings.model_dir)
     batches = p | "Read" >> read
     raw = batches | "ToRaw" >> beam.ParDo(KafkaBatchToRaw(metrics)).with_output_types(RawBatch)
@@ -122,7 +132,8 @@ def build_stream(p: beam.Pipeline, read: ReadFromKafkaPartitions, settings: RunS
             PublishDeadLetters(url.bootstrap, run_id)))
     written = for_each_branch(outcomes, "Write", beam.ParDo(StreamWriteOutcomes(
         settings.sink, run_id, consumer_group=url.group, start_positions=read.start_offsets,
-        progress=False, store_wait_s=options.store_wait_s, gate=gate, metrics=metrics)))
+        progress=False, store_wait_s=options.store_wait_s, gate=gate, metrics=metrics,
+        clock=clock)))
     for_each_branch(written, "Done", beam.ParDo(MarkDone(gate, metrics)))
 
 
@@ -156,7 +167,8 @@ def _run(settings: RunSettings, options: StreamOptions, url: KafkaUrl, run_id: s
     read = ReadFromKafkaPartitions(
         url.bootstrap, list(url.topics), load_positions(engine, url.group),
         poll_timeout_ms=options.poll_timeout_ms, max_records=options.max_records,
-        idle_delay_s=options.idle_delay_s, gate=gate if use_gate else None)
+        idle_delay_s=options.idle_delay_s, gate=gate if use_gate else None,
+        poll_tokens=poll_tokens_for(options, settings.device))
     starts = read.start_offsets
     if options.dead_letter_topic:
         for topic in url.topics:
@@ -168,8 +180,9 @@ def _run(settings: RunSettings, options: StreamOptions, url: KafkaUrl, run_id: s
             log.warning("--metrics-port: the DoFns count in the SDK worker processes of "
                         "environment %s, which this exporter does not see; only the lag and "
                         "the store outage are exported", env)
+    clock = WriteClock(gate.name)
     p = beam.Pipeline(options=pipeline_options)
-    build_stream(p, read, settings, options, url, run_id, gate, metrics)
+    build_stream(p, read, settings, options, url, run_id, gate, metrics, clock)
 
     reporter = Reporter(engine, url, starts, gate, options.report_every_s, settings.progress)
     # binds the port: one already taken fails here, before the run is recorded
@@ -189,7 +202,7 @@ def _run(settings: RunSettings, options: StreamOptions, url: KafkaUrl, run_id: s
             status = "stopped"
         else:
             result = stop.run(p)
-            status = _watch(result, stop, reporter, options, t0, exporter)
+            status = _watch(result, stop, reporter, options, t0, exporter, clock)
             _drain(result, gate, use_gate, options)
             stop_prism()
     finally:
@@ -200,19 +213,42 @@ def _run(settings: RunSettings, options: StreamOptions, url: KafkaUrl, run_id: s
         _close(exporter)
         reporter.close()
         counts = count_run(engine, run_id, since)
+        timings = _timings(clock, t0)
         summary = StreamSummary(
             run_id=run_id, group=url.group, topics=list(url.topics), seconds=seconds,
-            status=status, lag=reporter.lag,
-            startup_seconds=(reporter.first_write_at - t0) if reporter.first_write_at else 0.0,
+            status=status, lag=reporter.lag, startup_seconds=timings["first_result_s"] or 0.0,
             positions={f"{t}/{p}": o for (t, p), o in sorted(reporter.positions.items())},
             audit_heads=[h.model_dump() for h in run_heads(engine, run_id, since)],
-            explanations=explained, **asdict(counts))
+            explanations=explained, **timings, **asdict(counts))
         finish_run(engine, run_id, summary.status, summary.as_dict())
         gate.reset()
+        clock.reset()
     if status == "failed":
         raise StreamingError(f"the streaming job {run_id} failed (see the log above); run it "
                              "again: it resumes from the positions stored with the results")
     return summary
+
+
+def _model_load(t0: float) -> tuple[float, float] | None:
+    """(seconds loading, seconds from `t0` until loaded) of this job's first model load."""
+    for end, seconds in list(LOADS):
+        if end >= t0:
+            return seconds, end - t0
+    return None
+
+
+def _timings(clock: WriteClock, t0: float) -> dict[str, Any]:
+    """The summary's model_load_s, model_ready_s, first_result_s, steady_docs_per_s and
+    write_units (None where not measured)."""
+    load = _model_load(t0)
+    written = clock.state()
+    return {
+        "model_load_s": load[0] if load else None,
+        "model_ready_s": load[1] if load else None,
+        "first_result_s": (written.first_at - t0) if written else None,
+        "steady_docs_per_s": written.steady_docs_per_s() if written else None,
+        "write_units": written.units if written else 0,
+    }
 
 
 def _exporter(metrics: MetricsConfig | None, options: StreamOptions, settings: RunSettings,
@@ -246,7 +282,7 @@ def _state(result: Any) -> Any:
 
 
 def _watch(result: Any, stop: StopSignals, reporter: Reporter, options: StreamOptions,
-           t0: float, exporter: Exporter | None = None) -> str:
+           t0: float, exporter: Exporter | None = None, clock: WriteClock | None = None) -> str:
     """Wait for a stop signal, the time limit or the job's end; returns the run status."""
     while True:
         state = _state(result)
@@ -257,8 +293,12 @@ def _watch(result: Any, stop: StopSignals, reporter: Reporter, options: StreamOp
                 return "stopped"
             log.error("the pipeline ended by itself (state %s)", state or "unknown: Prism gone")
             return "failed" if state != PipelineState.DONE else "done"
-        if reporter.first_write_at is None and reporter.gate.state().done_batches:
-            reporter.first_write_at = time.monotonic()
+        if clock is not None and not reporter.first_result_reported:
+            written = clock.state()
+            if written is not None:
+                load = _model_load(t0)
+                reporter.first_result(written.first_at - t0, load[0] if load else None,
+                                      load[1] if load else None)
         if stop.event.wait(0.5):
             name = signal.Signals(stop.signal).name if stop.signal else "signal"
             print(f"[docstream] {name}: draining (finishing the batches already read)",

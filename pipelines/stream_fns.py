@@ -4,12 +4,18 @@ retrying writer, and the end-of-line marker that frees the in-flight gate.
 With `--metrics-port` they also feed the job's Prometheus metrics (pipelines.metrics): a
 batch's start and Kafka timestamps as it enters (KafkaBatchToRaw), what it wrote once it is
 committed (StreamWriteOutcomes), repeats (MarkDone). Without it `metrics` is None and they
-record nothing."""
+record nothing.
+
+The writer also notes when inputs were committed (`WriteClock`): the run's summary takes its
+time to the first result and its steady-state throughput from it."""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -106,17 +112,79 @@ class PublishDeadLetters(beam.DoFn):
         yield outcome
 
 
+@dataclass(frozen=True)
+class Written:
+    """When inputs were committed (time.monotonic()): the first write unit with any, the
+    last one, and the counts."""
+
+    first_at: float
+    first_docs: int
+    last_at: float
+    docs: int
+    units: int
+
+    def steady_docs_per_s(self) -> float | None:
+        """Inputs committed after the first write unit per second after it, up to the last
+        one; None until two units are a measurable time apart."""
+        span = self.last_at - self.first_at
+        return (self.docs - self.first_docs) / span if span > 0.05 else None
+
+
+_CLOCK_LOCK = threading.Lock()
+_CLOCKS: dict[str, Written] = {}
+
+
+@dataclass(frozen=True)
+class WriteClock:
+    """A picklable handle on this process's record of commits named `name` (like the
+    in-flight gate, it needs the LOOPBACK SDK worker to meet the launcher's copy).
+
+    Example:
+        >>> clock = WriteClock("doc-example")
+        >>> clock.record(0); clock.state() is None  # a unit without inputs is not a result
+        True
+        >>> clock.record(3, now=10.0); clock.record(5, now=12.0); clock.state()
+        Written(first_at=10.0, first_docs=3, last_at=12.0, docs=8, units=2)
+        >>> clock.state().steady_docs_per_s()
+        2.5
+        >>> clock.reset()
+    """
+
+    name: str
+
+    def record(self, docs: int, now: float | None = None) -> None:
+        if docs <= 0:
+            return
+        now = time.monotonic() if now is None else now
+        with _CLOCK_LOCK:
+            w = _CLOCKS.get(self.name)
+            _CLOCKS[self.name] = (
+                Written(now, docs, now, docs, 1) if w is None
+                else Written(w.first_at, w.first_docs, max(w.last_at, now), w.docs + docs,
+                             w.units + 1))
+
+    def state(self) -> Written | None:
+        with _CLOCK_LOCK:
+            return _CLOCKS.get(self.name)
+
+    def reset(self) -> None:
+        with _CLOCK_LOCK:
+            _CLOCKS.pop(self.name, None)
+
+
 class StreamWriteOutcomes(WriteOutcomes):
     """WriteOutcomes that waits out a store outage for as long as it lasts (by default) and,
     meanwhile, stops the sources polling through the in-flight gate: memory stays bounded,
     and the backlog waits in Kafka, not in the job."""
 
     def __init__(self, *args: Any, gate: InFlight | None = None,
-                 metrics: MetricsConfig | None = None, **kwargs: Any) -> None:
+                 metrics: MetricsConfig | None = None, clock: WriteClock | None = None,
+                 **kwargs: Any) -> None:
         kwargs.setdefault("store_wait_s", None)
         super().__init__(*args, **kwargs)
         self.gate = gate
         self.metrics = metrics
+        self.clock = clock
         self._metrics: JobMetrics | None = None
 
     def setup(self) -> None:
@@ -135,6 +203,8 @@ class StreamWriteOutcomes(WriteOutcomes):
         span = outcome.span
         key = (span.topic, span.partition, span.start, span.end) if span else None
         n = self.write_waiting(outcome)
+        if self.clock is not None:
+            self.clock.record(n)
         if self._metrics is not None:
             self._metrics.batch_written(key, outcome)
         yield key, n

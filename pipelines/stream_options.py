@@ -25,10 +25,16 @@ class StreamOptions:
     with a processing-time timer): on Prism 2.77 that timer sometimes never fires, and the
     last partial batch then waits for the next post (seen here: 3 posts held for minutes),
     so it is off by default.
+
+    poll_tokens bounds the work of one poll (one write unit): its records' estimated model
+    tokens (streaming.records.estimated_tokens). None: `default_poll_tokens` for the device;
+    0: no bound but max_records (every poll up to max_records records, however long).
     """
 
     flush_secs: float = 1.0
     max_records: int = 500
+    #: estimated model tokens per poll at most (None: default_poll_tokens; 0: no bound)
+    poll_tokens: int | None = None
     max_in_flight: int = 5000
     report_every_s: float = 10.0
     drain_timeout_s: float = 60.0
@@ -54,6 +60,9 @@ class StreamOptions:
             raise ConfigError(f"--flush-secs must be within 0.05..60, got {self.flush_secs}")
         if not 1 <= self.max_records <= 100_000:
             raise ConfigError(f"--max-records must be within 1..100000, got {self.max_records}")
+        if self.poll_tokens is not None and not 0 <= self.poll_tokens <= 100_000_000:
+            raise ConfigError(f"--poll-tokens must be within 0..100000000, got "
+                              f"{self.poll_tokens}")
         if self.max_in_flight < self.max_records:
             raise ConfigError(f"--max-in-flight ({self.max_in_flight}) must be at least "
                               f"--max-records ({self.max_records})")
@@ -81,6 +90,34 @@ class StreamOptions:
     @property
     def idle_delay_s(self) -> float:
         return self.flush_secs / 4
+
+
+#: the model's token budget per forward batch (model.predictor.Predictor's default)
+CPU_BATCH_TOKENS = 4096
+CUDA_BATCH_TOKENS = 65536
+#: a poll's default token budget, in model batches: 32,768 tokens on CPU, which is also the
+#: handler's sort buffer (one RunInference batch). 500 short posts (~57 tokens each) still
+#: fit one poll; about 70 articles of 400 words do, some 2 s of the bundled model on an idle
+#: 2-core machine (~15,000 tokens/s; a busy one takes several times as long).
+POLL_BATCHES = 8
+
+
+def default_poll_tokens(device: str | None) -> int:
+    """The default token budget of a poll on `device` (None: CUDA when present)."""
+    if device is None:
+        from docstream.model.predictor import pick_device
+
+        kind = pick_device(None).type
+    else:
+        kind = device.split(":", 1)[0]
+    return POLL_BATCHES * (CUDA_BATCH_TOKENS if kind == "cuda" else CPU_BATCH_TOKENS)
+
+
+def poll_tokens_for(options: StreamOptions, device: str | None) -> int | None:
+    """The source's token budget per poll: the option, its default, or None (0: no bound)."""
+    if options.poll_tokens is None:
+        return default_poll_tokens(device)
+    return options.poll_tokens or None
 
 
 def _has_arg(args: Sequence[str], name: str) -> bool:

@@ -47,14 +47,44 @@ class RunSummary:
 @dataclass(frozen=True)
 class StreamSummary(RunSummary):
     """What one session of a stream did (counts since it started): a RunSummary plus the
-    stream's group, topics, final status, partition positions and lag."""
+    stream's group, topics, final status, partition positions and lag, and where its time
+    went, each measured on its own (None when not measured: nothing written, or an SDK
+    environment outside the launching process):
+
+    - `model_load_s`: loading the model (the handler's `load_model`), which ended
+      `model_ready_s` after the job started (Prism and the workers start first);
+    - `first_result_s`: from the job's start to its first committed result or dead letter
+      (`startup_seconds` holds the same figure, as before);
+    - `steady_docs_per_s`: inputs committed after that first write unit per second after it,
+      up to the last write (idle time after the backlog is not counted), over `write_units`
+      write transactions.
+    """
 
     group: str = ""
     topics: list[str] = field(default_factory=list)
     status: str = "running"
     positions: dict[str, int] = field(default_factory=dict)
     lag: int | None = None
+    model_load_s: float | None = None
+    model_ready_s: float | None = None
+    first_result_s: float | None = None
+    steady_docs_per_s: float | None = None
+    write_units: int = 0
+
+    @property
+    def docs_per_s(self) -> float:
+        """The steady-state throughput when measured, else inputs over the whole session."""
+        if self.steady_docs_per_s is not None:
+            return self.steady_docs_per_s
+        return self.inputs / self.seconds if self.seconds > 0 else 0.0
 
     def as_dict(self) -> dict[str, Any]:
+        def r(x: float | None, digits: int = 3) -> float | None:
+            return None if x is None else round(x, digits)
+
         return {**super().as_dict(), "group": self.group, "topics": self.topics,
-                "status": self.status, "positions": self.positions, "lag": self.lag}
+                "status": self.status, "positions": self.positions, "lag": self.lag,
+                "model_load_s": r(self.model_load_s), "model_ready_s": r(self.model_ready_s),
+                "first_result_s": r(self.first_result_s),
+                "steady_docs_per_s": r(self.steady_docs_per_s, 1),
+                "write_units": self.write_units}

@@ -72,6 +72,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--flush-secs", type=float, default=1.0, help="longest wait before a "
                    "result is written at low traffic (default 1.0)")
     k.add_argument("--max-records", type=int, default=500, help="records per poll (default 500)")
+    k.add_argument("--poll-tokens", type=int, metavar="N",
+                   help="estimated model tokens per poll at most (a record's value bytes / 6): "
+                   "a backlog of long documents is read and written in units of about this "
+                   "much model work, short posts still up to --max-records a poll. Default: "
+                   "8 model batches (32768 on CPU, 524288 on CUDA); 0: only --max-records")
     k.add_argument("--max-in-flight", type=int, default=5000, help="records read but not yet "
                    "written at most; bounds memory with a backlog (default 5000)")
     k.add_argument("--max-seconds", type=float, help="stop (drain) after this many seconds")
@@ -136,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
                       else ("0.0.0.0", None))
         summary = run_stream(settings, StreamOptions(
             flush_secs=args.flush_secs, max_records=args.max_records,
+            poll_tokens=args.poll_tokens,
             max_in_flight=args.max_in_flight, max_seconds=args.max_seconds,
             watch_model=production_name(args.model) if args.model else None,
             watch_interval_s=args.watch_model_secs, store_wait_s=args.store_wait_secs,
@@ -153,11 +159,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _secs(x: float | None) -> str:
+    return "unknown" if x is None else f"{x:.1f} s"
+
+
 def print_summary(s: dict) -> None:
     out = sys.stdout
-    print(f"run {s['run_id']}: {s['inputs']:,} inputs in {s['seconds']:.1f} s, of which "
-          f"{s.get('startup_seconds', 0):.1f} s loading the model; "
-          f"{s['docs_per_s']:,.1f} docs/s", file=out)
+    if "first_result_s" in s:  # a stream: loading, first result and throughput apart
+        steady = s.get("steady_docs_per_s")
+        print(f"run {s['run_id']}: {s['inputs']:,} inputs in {s['seconds']:.1f} s; model "
+              f"loaded in {_secs(s.get('model_load_s'))} (ready at "
+              f"{_secs(s.get('model_ready_s'))}), first result at "
+              f"{_secs(s['first_result_s'])}, then "
+              f"{'unknown' if steady is None else f'{steady:,.1f}'} docs/s", file=out)
+    else:
+        print(f"run {s['run_id']}: {s['inputs']:,} inputs in {s['seconds']:.1f} s, of which "
+              f"{s.get('startup_seconds', 0):.1f} s loading the model; "
+              f"{s['docs_per_s']:,.1f} docs/s", file=out)
     print(f"  classified: {s['classified']:,}  (needs review: {s['needs_review']:,}, "
           f"{100 * s['needs_review_share']:.1f}%)", file=out)
     for label, n in s["labels"].items():
