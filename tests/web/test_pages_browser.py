@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from .browser import console_errors, make_driver, requested_urls, screenshot
 
@@ -112,11 +114,22 @@ def _only_this_server(site: Site, urls: list[str]) -> None:
     assert urls and not foreign, f"requests to other hosts: {foreign}"
 
 
+def click_and_wait(browser, element: WebElement) -> None:
+    """Click something that navigates, and wait until the next page has replaced this one
+    (a click returns before the navigation it starts has finished; a loaded machine shows)."""
+    element.click()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(element))
+    WebDriverWait(browser, 30).until(
+        lambda b: b.execute_script("return document.readyState") == "complete")
+
+
 def _sign_in(site: Site, browser, token: str) -> None:
     browser.get(site.url("/login"))
     browser.find_element(By.ID, "token").send_keys(token)
-    browser.find_element(By.ID, "sign-in").click()
-    assert "rita" in browser.find_element(By.ID, "signed-in").text
+    click_and_wait(browser, browser.find_element(By.ID, "sign-in"))
+    signed = browser.find_elements(By.ID, "signed-in")
+    assert signed, f"sign-in failed: {browser.find_element(By.TAG_NAME, 'main').text[:300]}"
+    assert "rita" in signed[0].text
 
 
 def test_every_page_renders_and_asks_only_this_server(site: Site, browser) -> None:
@@ -156,7 +169,7 @@ def test_a_reviewer_relabels_a_document_and_the_review_is_stored(site: Site, bro
     _sign_in(site, browser, site.token)
     browser.get(site.url("/queue"))
     first = browser.find_element(By.CSS_SELECTOR, "#results a.doc")
-    first.click()
+    click_and_wait(browser, first)
     doc_id = browser.find_element(By.ID, "doc-id").text
     source, model_label, version = site.rows(
         "SELECT source, label, model_version FROM classifications WHERE id = ?", doc_id)[0]
@@ -166,7 +179,7 @@ def test_a_reviewer_relabels_a_document_and_the_review_is_stored(site: Site, bro
     new_label = next(o.text for o in choice.options if o.text != model_label)
     choice.select_by_visible_text(new_label)
     screenshot(browser, "page_document_signed_in")
-    browser.find_element(By.ID, "relabel").click()
+    click_and_wait(browser, browser.find_element(By.ID, "relabel"))
     # moved on to the next flagged document (or the queue when none is left)
     assert browser.find_element(By.ID, "doc-id").text != doc_id \
         if "/documents" in browser.current_url else "/queue" in browser.current_url
@@ -209,7 +222,7 @@ def test_a_forged_csrf_token_is_refused_in_the_browser(site: Site, browser) -> N
                                                                    "id": target[1]})))
     browser.execute_script("document.querySelector('#review-form input[name=csrf_token]')"
                            ".value = 'forged'")
-    browser.find_element(By.ID, "accept").click()
+    click_and_wait(browser, browser.find_element(By.ID, "accept"))
     assert "CSRF" in browser.find_element(By.ID, "message").text
     assert site.rows("SELECT count(*) FROM reviews")[0][0] == before
 
