@@ -14,7 +14,7 @@ import base64
 import binascii
 import json
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +24,7 @@ from .errors import StoreError
 from .explanations import explanation_for
 from .reviews import latest_reviews_query, reviews_of
 from .tables import AuditRow, ClassificationRow, DeadLettersPublic, ReviewRow, RunRow
+from .times import as_utc
 
 Order = Literal["newest", "score"]
 MAX_PAGE = 500
@@ -60,17 +61,10 @@ class Page(BaseModel):
 def db_time(engine: Engine, value: datetime | None) -> datetime | None:
     """A time as the store compares it: aware UTC on PostgreSQL, naive UTC on SQLite (which
     stores DateTime as text without a zone). A naive input is taken as UTC."""
-    if value is None:
+    aware = as_utc(value)
+    if aware is None:
         return None
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    aware = aware.astimezone(UTC)
     return aware.replace(tzinfo=None) if engine.dialect.name == "sqlite" else aware
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def encode_cursor(order: str, key: list[Any]) -> str:
@@ -152,7 +146,7 @@ def _results_stmt(engine: Engine, f: ResultFilter) -> tuple[Select[Any], Any]:
 def _item(row: Any) -> dict[str, Any]:
     item = dict(row._mapping)
     for key in ("processed_at", "created_at", "reviewed_at"):
-        item[key] = _utc(item.get(key))
+        item[key] = as_utc(item.get(key))
     item["agrees"] = None if item["human_label"] is None else item["human_label"] == item["label"]
     return item
 
@@ -210,7 +204,7 @@ def get_result(engine: Engine, source: str, doc_id: str) -> dict[str, Any] | Non
     item = _item(row)
     item["scores"] = dict(sorted((item["scores"] or {}).items(), key=lambda kv: -kv[1]))
     item["reviews"] = [r.model_dump() for r in reviews_of(engine, source, doc_id)]
-    item["audit"] = [{**dict(a._mapping), "recorded_at": _utc(a.recorded_at)} for a in audit]
+    item["audit"] = [{**dict(a._mapping), "recorded_at": as_utc(a.recorded_at)} for a in audit]
     item["explanation"] = explanation_for(engine, source, doc_id, item["model_version"],
                                           item["text"])
     return item
@@ -239,7 +233,7 @@ def list_dead_letters(engine: Engine, *, reason: str | None = None, stage: str |
     for r in rows[:limit]:
         item = dict(r._mapping)
         for k in ("first_seen", "last_seen", "resolved_at"):
-            item[k] = _utc(item[k])
+            item[k] = as_utc(item[k])
         items.append(item)
     next_cursor = None
     if len(rows) > limit and items:
@@ -258,7 +252,7 @@ def list_runs(engine: Engine, *, limit: int = 100) -> list[dict[str, Any]]:
         summary = r.summary or {}
         out.append({
             "run_id": r.run_id, "source": r.source, "model": r.model, "status": r.status,
-            "started_at": _utc(r.started_at), "finished_at": _utc(r.finished_at),
+            "started_at": as_utc(r.started_at), "finished_at": as_utc(r.finished_at),
             "inputs": summary.get("inputs"), "classified": summary.get("classified"),
             "dead_letters": summary.get("dead_letters"), "seconds": summary.get("seconds"),
             "docs_per_s": summary.get("docs_per_s"),

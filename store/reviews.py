@@ -24,6 +24,7 @@ from docstream.schemas.review import REVIEWER_NAME, Review, ReviewDecision, Revi
 
 from .errors import StoreError
 from .tables import ClassificationRow, ReviewerRow, ReviewRow
+from .times import as_utc
 
 TOKEN_PREFIX = "dsr_"  # so a leaked token is recognisable (secret scanners, logs)
 
@@ -181,13 +182,8 @@ def reviews_of(engine: Engine, source: str, doc_id: str) -> list[Review]:
         rows = conn.execute(select(*ReviewRow.__table__.c).where(
             ReviewRow.source == source, ReviewRow.doc_id == doc_id)
             .order_by(ReviewRow.reviewed_at, ReviewRow.review_id)).all()
-    return [Review.model_validate({**r._mapping, "reviewed_at": _utc(r.reviewed_at)})
+    return [Review.model_validate({**r._mapping, "reviewed_at": as_utc(r.reviewed_at)})
             for r in rows]
-
-
-def _utc(value: datetime) -> datetime:
-    """An aware UTC time (SQLite gives back naive UTC times)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def latest_reviews_query() -> Subquery:

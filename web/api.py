@@ -4,7 +4,7 @@ a reviewer's token (`Authorization: Bearer dsr_…`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, status
@@ -14,6 +14,7 @@ from docstream.schemas.review import Review, ReviewDecision
 from docstream.store import browse, registry, reviews, stats
 from docstream.store.masking import mask_url
 from docstream.store.migrate import current_revision
+from docstream.store.times import as_utc
 
 from .context import ServeContext, context
 from .models import (
@@ -100,15 +101,8 @@ def runs(ctx: Ctx, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[di
 def models(ctx: Ctx) -> list[dict]:
     return [{"name": m.name, "version": m.version, "stage": m.stage,
              "weights_sha256": m.weights_sha256, "metrics": m.metrics,
-             "registered_at": _utc(m.registered_at), "promoted_at": _utc(m.promoted_at)}
+             "registered_at": as_utc(m.registered_at), "promoted_at": as_utc(m.promoted_at)}
             for m in registry.list_versions(ctx.reader)]
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    """An aware UTC time (SQLite gives back naive UTC times)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @router.get("/health", response_model=Health)

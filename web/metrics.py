@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -36,6 +36,7 @@ from sqlalchemy import Engine, and_, case, exists, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from docstream.store.tables import ClassificationRow, DeadLettersPublic, ReviewRow, RunRow
+from docstream.store.times import as_utc
 from docstream.store.transient import driver_message
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def _utc(value: Any) -> datetime | None:
         return None
     if isinstance(value, str):  # SQLite without the column's type applied
         value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return as_utc(value)
 
 
 def _gauge(name: str, doc: str, values: dict[str, int] | None = None, label: str = "",
