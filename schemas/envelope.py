@@ -61,6 +61,9 @@ class PartitionMark(BaseModel):
     topic: str
     partition: int = Field(ge=0)
     next_offset: int = Field(ge=0)
+    #: the owner epoch the writer claimed (store.offsets.claim_partitions); set, the write is
+    #: refused (store.errors.FencedError) once another worker has claimed the partition since
+    epoch: int | None = Field(default=None, ge=1)
 
 
 class WriteBatch(BaseModel):

@@ -16,3 +16,9 @@ class StoreUnavailableError(StoreWriteError):
     refused or lost, server restarting, serialization failure, deadlock, too many
     connections, SQLite busy. Nothing of the batch was written; wait and retry it as it is
     (see `docstream.store.transient.is_transient`)."""
+
+
+class FencedError(StoreWriteError):
+    """A batch of a Kafka partition was not written because another worker has claimed the
+    partition since this one did (its owner epoch moved on): the new owner reads those
+    records again from the stored position. Nothing of the batch was written; drop it."""

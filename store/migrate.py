@@ -69,6 +69,10 @@ def migration_blocker(conn: Connection) -> str | None:
     return None
 
 
+#: the PostgreSQL advisory lock key that serialises concurrent migrations ("docstrm" in hex)
+MIGRATION_LOCK = 0x646F637374726D
+
+
 def upgrade(engine: Engine, revision: str = "head", role: str | None = None) -> None:
     """Bring the database at `engine` to `revision` (default: the newest).
 
@@ -89,6 +93,13 @@ def upgrade(engine: Engine, revision: str = "head", role: str | None = None) -> 
             current = current_revision(conn)
             if current == wanted:
                 return
+            if conn.dialect.name == "postgresql":
+                # workers started together on a fresh database: one migrates, the others
+                # wait here and then find it done (the lock ends with the transaction)
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+                current = current_revision(conn)
+                if current == wanted:
+                    return
             if current is not None and current not in known_revisions():
                 raise StoreError(
                     f"the store at {where} is at revision {current}, which this docstream does "

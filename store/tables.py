@@ -216,7 +216,10 @@ class AuditHeadRow(Base):
 
 
 class StreamOffsetRow(Base):
-    """Durable position of a Kafka partition: every offset below `next_offset` is stored."""
+    """Durable position of a Kafka partition: every offset below `next_offset` is stored.
+
+    `epoch` rises by one each time a worker starts reading the partition (`owner` names it):
+    a write that still carries an older epoch is fenced (store.offsets, store.writer)."""
 
     __tablename__ = "stream_offsets"
 
@@ -225,6 +228,8 @@ class StreamOffsetRow(Base):
     partition: Mapped[int] = mapped_column(Integer, primary_key=True)
     next_offset: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class RunRow(Base):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, bindparam, func, update
+from sqlalchemy import Connection, Engine, Table, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -30,7 +30,7 @@ from docstream.privacy.redact import Redactor, default_redactor
 from docstream.schemas.envelope import FailedRecord, ResultRecord, WriteBatch
 
 from .audit_chain import AuditChainer, AuditKey, audit_key_from_env
-from .errors import StoreUnavailableError, StoreWriteError
+from .errors import FencedError, StoreUnavailableError, StoreWriteError
 from .masking import mask_secrets, mask_url
 from .refused import fit_text, refused_rows
 from .tables import ClassificationRow, DeadLetterRow, StreamOffsetRow
@@ -274,24 +274,55 @@ class StoreWriter:
                          resolving, run_id, now)
 
     def _write_marks(self, conn: Connection, marks: list[dict[str, Any]]) -> None:
+        """Raise each partition's position (never lower it). A mark with an owner epoch moves
+        the position only while the partition's epoch is still that one, and otherwise raises
+        FencedError (the transaction rolls back): it runs first in the transaction, so its row
+        lock orders it against a claim (store.offsets.claim_partitions)."""
         if not marks:
             return
         table = StreamOffsetRow.__table__
-        stmt = self._insert(table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["consumer_group", "topic", "partition"],
-            set_={"next_offset": stmt.excluded.next_offset,
-                  "updated_at": stmt.excluded.updated_at},
-            where=table.c.next_offset < stmt.excluded.next_offset,
-        )
+        plain = [{k: v for k, v in m.items() if k != "epoch"} for m in marks
+                 if m.get("epoch") is None]
         try:
-            conn.execute(stmt, marks)
+            for m in marks:
+                if m.get("epoch") is not None:
+                    self._fenced_mark(conn, table, m)
+            if plain:
+                stmt = self._insert(table)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["consumer_group", "topic", "partition"],
+                    set_={"next_offset": stmt.excluded.next_offset,
+                          "updated_at": stmt.excluded.updated_at},
+                    where=table.c.next_offset < stmt.excluded.next_offset,
+                )
+                conn.execute(stmt, plain)
+        except FencedError:
+            raise
         except Exception as e:  # marks come from the job's settings, not the data
             if is_data_error(e):
                 raise StoreWriteError(
                     f"the database refused a partition mark ({driver_message(e)}); check the "
                     "consumer group and topic names") from e
             raise
+
+    @staticmethod
+    def _fenced_mark(conn: Connection, table: Table, mark: dict[str, Any]) -> None:
+        key = (table.c.consumer_group == mark["consumer_group"]) & (
+            table.c.topic == mark["topic"]) & (table.c.partition == mark["partition"])
+        n = mark["next_offset"]
+        moved = conn.execute(
+            update(table).where(key & (table.c.epoch == mark["epoch"])).values(
+                next_offset=case((table.c.next_offset < n, n), else_=table.c.next_offset),
+                updated_at=mark["updated_at"]))
+        if moved.rowcount == 1:
+            return
+        now = conn.execute(select(table.c.epoch, table.c.owner).where(key)).first()
+        where = (f"epoch {now.epoch}, owner {now.owner}" if now is not None
+                 else "no claim at all")
+        raise FencedError(
+            f"{mark['topic']}/{mark['partition']} of group {mark['consumer_group']}: this "
+            f"worker claimed it at epoch {mark['epoch']}, the store now says {where}; the "
+            "batch was rolled back and the partition's owner reads it again")
 
     # -- isolation ----------------------------------------------------------------------------
 
@@ -383,10 +414,10 @@ class StoreWriter:
         marks = _furthest_marks(batch, now)
         try:
             with self.engine.begin() as conn:
+                self._write_marks(conn, marks)  # first: a fenced batch writes nothing
                 self._write_units(conn, units, batch.run_id, now)
                 if self._fault:
                     self._fault("after_results")
-                self._write_marks(conn, marks)
             n_results = sum(u.is_result for u in units)
             return WriteReport(results=n_results, dead_letters=len(units) - n_results,
                                marks=len(marks))
@@ -403,12 +434,12 @@ class StoreWriter:
             with self.engine.begin() as conn:
                 if self.dialect == "sqlite":
                     _sqlite_in_transaction(conn)
+                self._write_marks(conn, marks)
                 refused = self._isolate(conn, units, batch.run_id, now, failed=first)
                 warnings = [self._write_refused(conn, unit, error, batch.run_id, now)
                             for unit, error in refused]
                 if self._fault:
                     self._fault("after_results")
-                self._write_marks(conn, marks)
         except _Refused as e:  # not expected: every statement above runs in a savepoint
             raise self._failed(e.error, batch) from e.error
         except (SQLAlchemyError, ConnectionError, TimeoutError) as e:

@@ -478,7 +478,7 @@ def test_the_owner_migrates_and_a_job_as_the_writer_migrates_nothing(
     try:
         ensure_roles(admin, names)
         head = head_revision()
-        assert head == "0007"
+        assert head == "0008"
         with pytest.raises(StoreError, match=r"at revision none \(empty\) and this docstream "
                            rf"needs {head}, .*may not create tables.*docstream db upgrade"):
             upgrade(writer)
