@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
@@ -19,19 +19,30 @@ from docstream.streaming.url import KafkaUrl
 log = logging.getLogger(__name__)
 
 
+class Committer(Protocol):
+    """Commits positions to the consumer group (for lag tools)."""
+
+    def commit(self, positions: Mapping[tuple[str, int], int]) -> Any: ...
+
+    def close(self) -> None: ...
+
+
 class Reporter:
     """Every `every_s`: durable positions (store) vs end offsets (Kafka) = lag, throughput
     from the in-process counters; one log line, and the positions committed to the group."""
 
     def __init__(self, engine: Engine, url: KafkaUrl, starts: Mapping[tuple[str, int], int],
-                 gate: InFlight, every_s: float, enabled: bool) -> None:
+                 gate: InFlight, every_s: float, enabled: bool,
+                 committer: Committer | None = None) -> None:
         self.engine = engine
         self.url = url
         self.starts = dict(starts)
         self.gate = gate
         self.every_s = every_s
         self.enabled = enabled
-        self.committer = GroupCommitter(url.bootstrap, url.group)
+        # a member of the group commits (streaming.membership); else a standalone committer
+        self._own_committer = committer is None
+        self.committer: Committer = committer or GroupCommitter(url.bootstrap, url.group)
         self._consumer: Any = None
         self._last_t = time.monotonic()
         self._last_done = 0
@@ -95,4 +106,5 @@ class Reporter:
 
     def close(self) -> None:
         self.close_consumer()
-        self.committer.close()
+        if self._own_committer:
+            self.committer.close()

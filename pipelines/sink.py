@@ -17,7 +17,7 @@ from apache_beam.metrics import Metrics
 from docstream.privacy.redact import Redactor, default_redactor
 from docstream.schemas.envelope import PartitionMark, WriteBatch
 from docstream.store.engine import make_engine
-from docstream.store.errors import StoreUnavailableError
+from docstream.store.errors import FencedError, StoreUnavailableError
 from docstream.store.writer import StoreWriter
 
 from .offsets import LowWaterMarks
@@ -31,7 +31,17 @@ log = logging.getLogger(__name__)
 class _Shared:
     writer: StoreWriter
     lock: threading.Lock = field(default_factory=threading.Lock)
-    marks: LowWaterMarks | None = None
+    #: the low-water marks of each plan (a streaming worker re-plans when its partitions
+    #: change, and starts from the positions it claimed then)
+    plans: dict[str | None, LowWaterMarks] = field(default_factory=dict)
+
+    def marks(self, plan: str | None,
+              start_positions: Mapping[tuple[str, int], int] | None) -> LowWaterMarks | None:
+        if start_positions is None:
+            return None
+        if plan not in self.plans:
+            self.plans[plan] = LowWaterMarks(start_positions)
+        return self.plans[plan]
 
 
 _WRITERS: dict[tuple[str, Redactor], _Shared] = {}
@@ -60,8 +70,8 @@ def fault_hook(spec: str | None) -> Callable[[str], None] | None:
     """The test hook `DOCSTREAM_FAULT=POINT:N` asks for: at POINT of the Nth batch written,
     SIGKILL this process's whole process group (the job: Python, Prism, SDK workers).
 
-    `after_results` is inside the store transaction, after the result rows and before the
-    partition mark: the kill interrupts that transaction, so neither its rows nor its mark
+    `after_results` is inside the store transaction, after the partition mark and the result
+    rows, before the commit: the kill interrupts that transaction, so neither its rows nor its mark
     become durable, and a restart replays the batch from the last committed mark.
 
     Example:
@@ -94,7 +104,7 @@ def fault_hook(spec: str | None) -> Callable[[str], None] | None:
     return hook
 
 
-def shared_writer(url: str, start_positions: Mapping[tuple[str, int], int] | None) -> _Shared:
+def shared_writer(url: str) -> _Shared:
     """The process's one writer for `url` and the run's redaction policy (`docstream run
     --pii-policy` leaves it in the environment, privacy.redact.activate): all DoFn instances
     and threads share it."""
@@ -103,8 +113,6 @@ def shared_writer(url: str, start_positions: Mapping[tuple[str, int], int] | Non
         if (url, redactor) not in _WRITERS:
             shared = _Shared(StoreWriter(make_engine(url), redactor=redactor))
             shared.writer.set_fault_hook(fault_hook(os.environ.get(FAULT_ENV)))
-            if start_positions is not None:
-                shared.marks = LowWaterMarks(start_positions)
             _WRITERS[(url, redactor)] = shared
         return _WRITERS[(url, redactor)]
 
@@ -139,6 +147,11 @@ class Progress:
 class WriteOutcomes(beam.DoFn):
     """Writes each Outcome in one transaction; with Kafka, advances partition marks too.
 
+    With `epochs` (a streaming worker's claims, store.offsets.claim_partitions), every batch
+    of a partition carries its mark with the epoch, and a batch fenced by a later claimant is
+    dropped with a warning (its new owner writes it). `plan` names the claim the
+    `start_positions` belong to.
+
     A transient store failure (StoreUnavailableError: the batch was rolled back whole) is
     retried with capped exponential backoff (pipelines.outage), logging one line when the
     outage starts and one when it ends. `store_wait_s` bounds the wait (None: forever, as the
@@ -155,8 +168,12 @@ class WriteOutcomes(beam.DoFn):
         total: int | None = None,
         progress: bool = True,
         store_wait_s: float | None = DEFAULT_STORE_WAIT_S,
+        epochs: Mapping[tuple[str, int], int] | None = None,
+        plan: str | None = None,
     ) -> None:
         self.sink_url = sink_url
+        self.epochs = dict(epochs) if epochs is not None else None
+        self.plan = plan
         self.run_id = run_id
         self.consumer_group = consumer_group
         self.start_positions = dict(start_positions) if start_positions is not None else None
@@ -167,12 +184,13 @@ class WriteOutcomes(beam.DoFn):
         self.batches = Metrics.counter("docstream", "write_batches")
         self.isolated = Metrics.counter("docstream", "store_isolated")
         self.retries = Metrics.counter("docstream", "store_retries")
+        self.fenced = Metrics.counter("docstream", "batches_fenced")
         self._shared: _Shared | None = None
         self._progress: Progress | None = None
         self._outage = Outage(f"store:{sink_url}", "the store")
 
     def setup(self) -> None:
-        self._shared = shared_writer(self.sink_url, self.start_positions)
+        self._shared = shared_writer(self.sink_url)
         self._progress = Progress(self.total, enabled=self.progress_enabled)
 
     def process(self, outcome: Outcome) -> Iterator[int]:
@@ -218,18 +236,28 @@ class WriteOutcomes(beam.DoFn):
         with shared.lock:
             marks: list[PartitionMark] = []
             span = outcome.span
-            tracked = span is not None and shared.marks is not None and self.consumer_group
+            low = shared.marks(self.plan, self.start_positions) if self.consumer_group else None
+            tracked = span is not None and low is not None and self.consumer_group
             if tracked:
-                before = shared.marks.position(span.topic, span.partition)
-                after = shared.marks.preview(span)
-                if after != before:
+                before = low.position(span.topic, span.partition)
+                after = low.preview(span)
+                epoch = (self.epochs or {}).get((span.topic, span.partition))
+                if after != before or epoch is not None:
                     marks.append(PartitionMark(consumer_group=self.consumer_group,
                                                topic=span.topic, partition=span.partition,
-                                               next_offset=after))
-            report = shared.writer.write(WriteBatch(run_id=self.run_id, results=outcome.results,
-                                                    failures=outcome.failures, marks=marks))
+                                               next_offset=after, epoch=epoch))
+            try:
+                report = shared.writer.write(WriteBatch(
+                    run_id=self.run_id, results=outcome.results, failures=outcome.failures,
+                    marks=marks))
+            except FencedError as e:
+                self.fenced.inc()
+                log.warning("%s (%d inputs of offsets %d..%d not written here)", e,
+                            len(outcome), span.start if span else -1,
+                            span.end - 1 if span else -1)
+                return 0
             if tracked:  # only once the rows and the mark are committed together
-                shared.marks.complete(span)
+                low.complete(span)
         isolated = getattr(report, "isolated", 0)
         if isolated:
             self.isolated.inc(isolated)

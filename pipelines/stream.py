@@ -14,10 +14,20 @@ Delivery: each poll batch of a partition covers offsets [start, end) (streaming.
 its results, dead letters, audit records AND the partition's new contiguous position are
 written in ONE store transaction (pipelines.sink.WriteOutcomes). A restart reads those
 positions back from the store and resumes there, so a kill at any moment loses nothing and
-— rows being keyed by post, audit records by (run id, position) — doubles nothing. Dead
+— rows being keyed by post, audit records by (run id, position), and a partition written
+by one owner epoch at a time — doubles nothing. Dead
 letters are copied to `<topic>.dlq` BEFORE that transaction (at-least-once: a crash in
 between republishes them). Positions are also committed to the Kafka consumer group,
 for lag tools only.
+
+Workers: several `docstream run` processes of one group share the topics' partitions. Each is a
+member of the Kafka consumer group (streaming.membership, cooperative-sticky) and reads only
+the partitions assigned to it: it claims them in the store (store.offsets: the owner epoch
+rises, the stored position is where it starts), builds the pipeline over them, and runs it
+until its assignment changes. Then it drains (stops polling, writes what it read), cancels the
+job, releases the revoked partitions to the group, and plans again: a "plan" per assignment.
+Every write carries the claimed epoch, so a worker that lost a partition while stalled writes
+nothing more of it (store.writer). Each worker has its own run id `stream-<group>-<worker>`.
 
 Stopping (SIGINT/SIGTERM): the sources stop polling, the batches already read are written,
 then the job is cancelled and a summary returned. Without a drain (kill -9) the same
@@ -27,45 +37,46 @@ Metrics (`--metrics-port`): pipelines.metrics; the exporter runs in this process
 DoFns count into the same objects because Prism's LOOPBACK SDK worker runs them in threads
 of this process.
 
-Beside this module: stream_options (knobs, Beam options), stream_fns (the DoFns), prism
+Beside this module: stream_options (knobs, Beam options), stream_fns (the DoFns), stream_watch
+(watching, draining, timings), prism
 (finding and stopping Prism), reporter (lag lines), shutdown (signals), metrics
 (Prometheus); the `runs` rows are kept by docstream.store.runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
-import signal
 import sys
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PortableOptions
-from apache_beam.runners.runner import PipelineState
 from sqlalchemy import Engine
 
 from docstream.errors import ConfigError
 from docstream.store.audit_chain import run_heads
 from docstream.store.engine import check_reachable, make_engine
 from docstream.store.migrate import upgrade
-from docstream.store.offsets import load_positions
+from docstream.store.offsets import Claim, claim_partitions
 from docstream.store.runs import count_run, finish_run, start_run
-from docstream.streaming.admin import ensure_topic
+from docstream.streaming.admin import ensure_topic, topic_partitions
 from docstream.streaming.dlq import dlq_topic
 from docstream.streaming.errors import StreamingError
 from docstream.streaming.flow import InFlight
+from docstream.streaming.membership import Assignment, GroupMembership
 from docstream.streaming.source import ReadFromKafkaPartitions
 from docstream.streaming.url import KafkaUrl, parse_kafka_url
 
 from .batch import build_model_stages, for_each_branch, preprocess_config_for
 from .explain_branch import EXPLAIN_STOP_WAIT_S, add_explain_branch, drain_services
-from .handler import LOADS, NOOP_MODEL
+from .handler import NOOP_MODEL
 from .metrics import Exporter, MetricsConfig, default_worker, forget, job_metrics, model_identity
 from .model_watch import ModelWatch, RegistryLocator
 from .options import RunSettings
@@ -73,7 +84,7 @@ from .outage import Outage
 from .prism import stop_prism
 from .records import RawBatch
 from .reporter import Reporter
-from .shutdown import StopSignals, quiet_shutdown_logs
+from .shutdown import StopSignals
 from .stream_fns import (
     KafkaBatchToRaw,
     MarkDone,
@@ -82,6 +93,7 @@ from .stream_fns import (
     WriteClock,
 )
 from .stream_options import StreamOptions, poll_tokens_for, stream_pipeline_options
+from .stream_watch import drain, timings, watch
 from .summary import StreamSummary
 
 log = logging.getLogger(__name__)
@@ -101,9 +113,14 @@ def kafka_url_of(sources: Sequence[str]) -> KafkaUrl:
     return KafkaUrl(servers=first.servers, topics=topics, group=first.group)
 
 
-def stream_run_id(group: str) -> str:
-    """One run id per consumer group, so a restart's replay never doubles the audit log."""
-    return f"stream-{group}"[:64]
+def stream_run_id(group: str, worker: str) -> str:
+    """One run id per worker of a consumer group: its `runs` row, audit chain and counts are
+    its own (a restart with the same `--worker` continues them)."""
+    run_id = f"stream-{group}-{worker}"
+    if len(run_id) <= 64:
+        return run_id
+    digest = hashlib.sha256(run_id.encode()).hexdigest()[:12]
+    return f"{run_id[:51]}-{digest}"
 
 
 # ----------------------------------------------------------------------------------- run
@@ -111,10 +128,13 @@ def stream_run_id(group: str) -> str:
 
 def build_stream(p: beam.Pipeline, read: ReadFromKafkaPartitions, settings: RunSettings,
                  options: StreamOptions, url: KafkaUrl, run_id: str, gate: InFlight,
-                 metrics: MetricsConfig | None = None, clock: WriteClock | None = None) -> None:
+                 metrics: MetricsConfig | None = None, clock: WriteClock | None = None,
+                 claims: Mapping[tuple[str, int], Claim] | None = None,
+                 plan: str | None = None) -> None:
     """Kafka (`read`, which holds the resolved start offsets) → model → DLQ topic → store;
     with `metrics`, the DoFns feed the job's Prometheus metrics (pipelines.metrics); with
-    `clock`, the writer notes when inputs were committed (the summary's timings)."""
+    `clock`, the writer notes when inputs were committed (the summary's timings); with
+    `claims`, every write carries the partition's owner epoch (fenced once it moves on)."""
     pre_config = preprocess_config_for(settings.model_dir)
     batches = p | "Read" >> read
     raw = batches | "ToRaw" >> beam.ParDo(KafkaBatchToRaw(metrics)).with_output_types(RawBatch)
@@ -130,27 +150,55 @@ def build_stream(p: beam.Pipeline, read: ReadFromKafkaPartitions, settings: RunS
     if options.dead_letter_topic:
         outcomes = for_each_branch(outcomes, "DeadLetterTopic", beam.ParDo(
             PublishDeadLetters(url.bootstrap, run_id)))
+    epochs = {k: c.epoch for k, c in claims.items()} if claims is not None else None
     written = for_each_branch(outcomes, "Write", beam.ParDo(StreamWriteOutcomes(
         settings.sink, run_id, consumer_group=url.group, start_positions=read.start_offsets,
         progress=False, store_wait_s=options.store_wait_s, gate=gate, metrics=metrics,
-        clock=clock)))
+        clock=clock, epochs=epochs, plan=plan)))
     for_each_branch(written, "Done", beam.ParDo(MarkDone(gate, metrics)))
 
 
 def run_stream(settings: RunSettings, options: StreamOptions | None = None) -> StreamSummary:
-    """Run the streaming job until SIGINT/SIGTERM (or options.max_seconds); return a summary."""
+    """Run this worker of the streaming job until SIGINT/SIGTERM (or options.max_seconds);
+    return a summary."""
     options = options or StreamOptions()
     url = kafka_url_of(settings.sources)
-    run_id = stream_run_id(url.group)
+    worker = options.worker or default_worker()
+    run_id = stream_run_id(url.group, worker)
     with StopSignals() as stop:
         engine = make_engine(settings.sink)
         try:
-            return _run(settings, options, url, run_id, engine, stop)
+            return _run(settings, options, url, _Worker(worker, run_id), engine, stop)
         finally:
             engine.dispose()
 
 
-def _run(settings: RunSettings, options: StreamOptions, url: KafkaUrl, run_id: str,
+@dataclass(frozen=True)
+class _Worker:
+    name: str
+    run_id: str
+
+
+@dataclass
+class _Job:
+    """What stays from one plan to the next."""
+
+    settings: RunSettings
+    options: StreamOptions
+    url: KafkaUrl
+    worker: _Worker
+    engine: Engine
+    stop: StopSignals
+    gate: InFlight
+    use_gate: bool
+    clock: WriteClock
+    reporter: Reporter
+    metrics: MetricsConfig | None
+    exporter: Exporter | None
+    t0: float
+
+
+def _run(settings: RunSettings, options: StreamOptions, url: KafkaUrl, worker: _Worker,
          engine: Engine, stop: StopSignals) -> StreamSummary:
     check_reachable(engine)  # one line at once, rather than a wait for a store never seen
     upgrade(engine)
@@ -161,30 +209,23 @@ def _run(settings: RunSettings, options: StreamOptions, url: KafkaUrl, run_id: s
         log.warning("the in-flight limit needs the in-process (LOOPBACK) SDK worker; with "
                     "runner %s and environment %s, memory is bounded only by the runner",
                     settings.runner, env)
+    run_id = worker.run_id
     gate = InFlight(f"{run_id}-{uuid.uuid4().hex[:8]}", options.max_in_flight)
-    # The source resolves where each partition starts, once: the stored positions, else the
-    # partition's first retained offset.
-    read = ReadFromKafkaPartitions(
-        url.bootstrap, list(url.topics), load_positions(engine, url.group),
-        poll_timeout_ms=options.poll_timeout_ms, max_records=options.max_records,
-        idle_delay_s=options.idle_delay_s, gate=gate if use_gate else None,
-        poll_tokens=poll_tokens_for(options, settings.device))
-    starts = read.start_offsets
+    topic_partitions(url.bootstrap, url.topics)  # every topic exists, or one line now
     if options.dead_letter_topic:
         for topic in url.topics:
             ensure_topic(url.bootstrap, dlq_topic(topic), partitions=1)
     metrics = None
     if options.metrics_port is not None:
-        metrics = MetricsConfig(options.metrics_worker or default_worker(), os.getpid())
+        metrics = MetricsConfig(options.metrics_worker or worker.name, os.getpid())
         if not use_gate:
             log.warning("--metrics-port: the DoFns count in the SDK worker processes of "
                         "environment %s, which this exporter does not see; only the lag and "
                         "the store outage are exported", env)
     clock = WriteClock(gate.name)
-    p = beam.Pipeline(options=pipeline_options)
-    build_stream(p, read, settings, options, url, run_id, gate, metrics, clock)
-
-    reporter = Reporter(engine, url, starts, gate, options.report_every_s, settings.progress)
+    membership = GroupMembership(url.bootstrap, url.topics, url.group, worker.name)
+    reporter = Reporter(engine, url, {}, gate, options.report_every_s, settings.progress,
+                        committer=membership)
     # binds the port: one already taken fails here, before the run is recorded
     exporter = _exporter(metrics, options, settings, reporter, gate if use_gate else None)
     since = datetime.now(UTC)
@@ -193,33 +234,45 @@ def _run(settings: RunSettings, options: StreamOptions, url: KafkaUrl, run_id: s
     except BaseException:
         _close(exporter)
         raise
-    log.info("stream %s from %s", run_id, {f"{t}/{p}": o for (t, p), o in starts.items()})
-    t0 = time.monotonic()
+    job = _Job(settings, options, url, worker, engine, stop, gate, use_gate, clock, reporter,
+               metrics, exporter, time.monotonic())
     status = "failed"
-    result = None
+    plans = 0
+    owned: frozenset[tuple[str, int]] = frozenset()
     try:
-        if stop.event.is_set():
-            status = "stopped"
-        else:
-            result = stop.run(p)
-            status = _watch(result, stop, reporter, options, t0, exporter, clock)
-            _drain(result, gate, use_gate, options)
-            stop_prism()
+        membership.start()
+        while True:
+            assignment = _next_assignment(job, membership)
+            if assignment is None:
+                status = "stopped"
+                break
+            owned = assignment.partitions
+            if not owned:  # nothing to read: wait for the group to change
+                status = _idle(job, membership, assignment)
+            else:
+                plans += 1
+                status = _plan(job, pipeline_options, membership, assignment, plans)
+            membership.released()
+            if status != "replan":
+                break
     finally:
-        seconds = time.monotonic() - t0
+        membership.close()
+        stop_prism()
+        seconds = time.monotonic() - job.t0
         # a stopping stream does not wait long for explanations (they are best effort)
         explained = drain_services(min(options.drain_timeout_s, EXPLAIN_STOP_WAIT_S))
         reporter.tick(force=True)
         _close(exporter)
         reporter.close()
         counts = count_run(engine, run_id, since)
-        timings = _timings(clock, t0)
+        spent = timings(clock, job.t0)
         summary = StreamSummary(
             run_id=run_id, group=url.group, topics=list(url.topics), seconds=seconds,
-            status=status, lag=reporter.lag, startup_seconds=timings["first_result_s"] or 0.0,
+            status=status, lag=reporter.lag, startup_seconds=spent["first_result_s"] or 0.0,
+            worker=worker.name, owned=[f"{t}/{p}" for t, p in sorted(owned)], plans=plans,
             positions={f"{t}/{p}": o for (t, p), o in sorted(reporter.positions.items())},
             audit_heads=[h.model_dump() for h in run_heads(engine, run_id, since)],
-            explanations=explained, **timings, **asdict(counts))
+            explanations=explained, **spent, **asdict(counts))
         finish_run(engine, run_id, summary.status, summary.as_dict())
         gate.reset()
         clock.reset()
@@ -229,26 +282,74 @@ def _run(settings: RunSettings, options: StreamOptions, url: KafkaUrl, run_id: s
     return summary
 
 
-def _model_load(t0: float) -> tuple[float, float] | None:
-    """(seconds loading, seconds from `t0` until loaded) of this job's first model load."""
-    for end, seconds in list(LOADS):
-        if end >= t0:
-            return seconds, end - t0
+def _next_assignment(job: _Job, membership: GroupMembership) -> Assignment | None:
+    """The group's assignment for this worker once it settled; None once stopping."""
+    while not job.stop.event.is_set():
+        assignment = membership.stable(job.stop.event, timeout_s=job.options.report_every_s)
+        if assignment is not None:
+            return assignment
+        if _time_up(job):
+            return None
+        job.reporter.tick()
     return None
 
 
-def _timings(clock: WriteClock, t0: float) -> dict[str, Any]:
-    """The summary's model_load_s, model_ready_s, first_result_s, steady_docs_per_s and
-    write_units (None where not measured)."""
-    load = _model_load(t0)
-    written = clock.state()
-    return {
-        "model_load_s": load[0] if load else None,
-        "model_ready_s": load[1] if load else None,
-        "first_result_s": (written.first_at - t0) if written else None,
-        "steady_docs_per_s": written.steady_docs_per_s() if written else None,
-        "write_units": written.units if written else 0,
-    }
+def _say(job: _Job, line: str) -> None:
+    """A change of the worker's partitions: on stderr with progress lines, else logged."""
+    if job.settings.progress:
+        print(f"[docstream] {line}", file=sys.stderr, flush=True)
+    else:
+        log.info("%s", line)
+
+
+def _time_up(job: _Job) -> bool:
+    limit = job.options.max_seconds
+    return limit is not None and time.monotonic() - job.t0 >= limit
+
+
+def _idle(job: _Job, membership: GroupMembership, assignment: Assignment) -> str:
+    """Own nothing (more workers than partitions): wait for a change, a stop or the limit."""
+    _say(job, f"worker {job.worker.name} of group {job.url.group} owns no partition; waiting "
+              "for the group to change")
+    while not membership.changed(assignment):
+        if job.stop.event.wait(0.5):
+            return "stopped"
+        if _time_up(job):
+            return "stopped"
+        job.reporter.tick()
+    return "replan"
+
+
+def _plan(job: _Job, pipeline_options: Any, membership: GroupMembership,
+          assignment: Assignment, n: int) -> str:
+    """Claim the assignment's partitions, run the pipeline over them until the group changes
+    (→ "replan"), a stop, the time limit, or a failure; drain it and return the status."""
+    settings, options, url = job.settings, job.options, job.url
+    claims = claim_partitions(job.engine, url.group, job.worker.name, assignment.partitions)
+    # The source resolves where each claimed partition starts: its stored position, else its
+    # first retained offset.
+    read = ReadFromKafkaPartitions(
+        url.bootstrap, list(url.topics), {k: c.next_offset for k, c in claims.items()},
+        poll_timeout_ms=options.poll_timeout_ms, max_records=options.max_records,
+        idle_delay_s=options.idle_delay_s, gate=job.gate if job.use_gate else None,
+        poll_tokens=poll_tokens_for(options, settings.device),
+        partitions=assignment.partitions)
+    starts = read.start_offsets
+    job.gate.restart()
+    p = beam.Pipeline(options=pipeline_options)
+    build_stream(p, read, settings, options, url, job.worker.run_id, job.gate, job.metrics,
+                 job.clock, claims=claims, plan=f"{job.gate.name}-{n}")
+    job.reporter.starts = dict(starts)
+    _say(job, f"worker {job.worker.name} of group {url.group} (plan {n}) reads " + ", ".join(
+        f"{t}/{p} from {o:,} (epoch {claims[(t, p)].epoch})" for (t, p), o in sorted(
+            starts.items())))
+    if job.stop.event.is_set():
+        return "stopped"
+    result = job.stop.run(p)
+    status = watch(result, job.stop, job.reporter, options, job.t0, job.exporter, job.clock,
+                    lambda: membership.changed(assignment))
+    drain(result, job.gate, job.use_gate, options)
+    return status
 
 
 def _exporter(metrics: MetricsConfig | None, options: StreamOptions, settings: RunSettings,
@@ -270,68 +371,3 @@ def _close(exporter: Exporter | None) -> None:
     if exporter is not None:
         exporter.close()
         forget(exporter.metrics.worker)
-
-
-def _state(result: Any) -> Any:
-    """The job's state; None when Prism cannot be asked (it is gone)."""
-    try:
-        return result.state
-    except Exception as e:  # grpc errors: the job service went away
-        log.debug("job state unavailable: %s", e)
-        return None
-
-
-def _watch(result: Any, stop: StopSignals, reporter: Reporter, options: StreamOptions,
-           t0: float, exporter: Exporter | None = None, clock: WriteClock | None = None) -> str:
-    """Wait for a stop signal, the time limit or the job's end; returns the run status."""
-    while True:
-        state = _state(result)
-        if state is None or PipelineState.is_terminal(state):
-            # A signal to the whole process group may have ended Prism first: still a stop.
-            if stop.event.wait(1.0):
-                quiet_shutdown_logs()
-                return "stopped"
-            log.error("the pipeline ended by itself (state %s)", state or "unknown: Prism gone")
-            return "failed" if state != PipelineState.DONE else "done"
-        if clock is not None and not reporter.first_result_reported:
-            written = clock.state()
-            if written is not None:
-                load = _model_load(t0)
-                reporter.first_result(written.first_at - t0, load[0] if load else None,
-                                      load[1] if load else None)
-        if stop.event.wait(0.5):
-            name = signal.Signals(stop.signal).name if stop.signal else "signal"
-            print(f"[docstream] {name}: draining (finishing the batches already read)",
-                  file=sys.stderr, flush=True)
-            return "stopped"
-        if options.max_seconds is not None and time.monotonic() - t0 >= options.max_seconds:
-            return "stopped"
-        reporter.tick()
-        if exporter is not None:
-            exporter.refresh()
-
-
-def _drain(result: Any, gate: InFlight, use_gate: bool, options: StreamOptions) -> None:
-    """Stop reading, let what was read be written (bounded wait), then cancel the job."""
-    state = _state(result)
-    if state is None or PipelineState.is_terminal(state):
-        return
-    if use_gate:
-        gate.stop()
-        deadline = time.monotonic() + options.drain_timeout_s
-        while gate.state().batches > 0 and time.monotonic() < deadline:
-            state = _state(result)
-            if state is None or PipelineState.is_terminal(state):
-                break
-            time.sleep(0.1)
-        left = gate.state().batches
-        if left:
-            log.warning("drain timed out with %d batch(es) unwritten; a restart replays them",
-                        left)
-    quiet_shutdown_logs()
-    try:
-        result.cancel()
-        result.wait_until_finish(duration=30_000)
-    except Exception as e:  # the job is going away anyway
-        log.debug("while cancelling: %s", e)
-

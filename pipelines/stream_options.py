@@ -52,7 +52,10 @@ class StreamOptions:
     #: port, logged); None: no metrics (pipelines.metrics)
     metrics_port: int | None = None
     metrics_addr: str = "0.0.0.0"
-    #: the constant `worker` label of every metric; None: HOST-PID
+    #: this worker's name in its consumer group: its run id is stream-GROUP-WORKER (its
+    #: `runs` row, audit chain and counts); None: HOST-PID
+    worker: str | None = None
+    #: the constant `worker` label of every metric; None: the worker's name
     metrics_worker: str | None = None
 
     def __post_init__(self) -> None:

@@ -62,6 +62,11 @@ class StreamSummary(RunSummary):
 
     group: str = ""
     topics: list[str] = field(default_factory=list)
+    #: this worker of the group, the partitions it owned at the end, and how many times it
+    #: planned (started reading a new assignment)
+    worker: str = ""
+    owned: list[str] = field(default_factory=list)
+    plans: int = 0
     status: str = "running"
     positions: dict[str, int] = field(default_factory=dict)
     lag: int | None = None
@@ -83,6 +88,7 @@ class StreamSummary(RunSummary):
             return None if x is None else round(x, digits)
 
         return {**super().as_dict(), "group": self.group, "topics": self.topics,
+                "worker": self.worker, "owned": self.owned, "plans": self.plans,
                 "status": self.status, "positions": self.positions, "lag": self.lag,
                 "model_load_s": r(self.model_load_s), "model_ready_s": r(self.model_ready_s),
                 "first_result_s": r(self.first_result_s),

@@ -132,6 +132,15 @@ class InFlight:
                             st.emitted_batches, st.done_records, st.done_batches,
                             st.duplicates, st.stopping, st.paused)
 
+    def restart(self) -> None:
+        """Admit polls again after `stop()`, forgetting batches that never finished (a new
+        plan reads them again from the stored positions)."""
+        st = self._state()
+        with st.lock:
+            st.records -= sum(st.pending.values())
+            st.pending.clear()
+            st.stopping = False
+
     def reset(self) -> None:
         with _LOCK:
             _STATES.pop(self.name, None)

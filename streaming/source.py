@@ -43,7 +43,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -386,6 +386,8 @@ class ReadFromKafkaPartitions(beam.PTransform):
         first_poll_tokens: the budget of a partition's first element, doubled after each
             element cut by it, up to poll_tokens (default poll_tokens / 8; poll_tokens: no
             ramp).
+        partitions: read only these partitions of `topics` (a worker's share of its consumer
+            group, streaming.membership); None: all of them.
 
     Example:
         >>> read = ReadFromKafkaPartitions("127.0.0.1:9092", ["posts"])  # doctest: +SKIP
@@ -398,7 +400,8 @@ class ReadFromKafkaPartitions(beam.PTransform):
                  poll_timeout_ms: int = 500, max_records: int = 500, idle_delay_s: float = 0.05,
                  gate: InFlight | None = None,
                  consumer_config: Mapping[str, Any] | None = None,
-                 poll_tokens: int | None = None, first_poll_tokens: int | None = None) -> None:
+                 poll_tokens: int | None = None, first_poll_tokens: int | None = None,
+                 partitions: Collection[PartitionKey] | None = None) -> None:
         super().__init__()
         if not topics:
             raise ValueError("name at least one topic")
@@ -414,7 +417,10 @@ class ReadFromKafkaPartitions(beam.PTransform):
                 raise ValueError(f"{name} must be >= 1 (or None), got {value}")
         self.bootstrap = bootstrap
         self.topics = list(topics)
-        self.start_offsets = resolve_start_offsets(bootstrap, self.topics, start_offsets)
+        starts = resolve_start_offsets(bootstrap, self.topics, start_offsets)
+        if partitions is not None:
+            starts = {k: v for k, v in starts.items() if k in set(partitions)}
+        self.start_offsets = starts
         self.poll_timeout_ms = poll_timeout_ms
         self.max_records = max_records
         self.idle_delay_s = idle_delay_s

@@ -87,8 +87,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="serve Prometheus metrics on http://HOST:PORT/metrics (HOST default "
                    "0.0.0.0; PORT 0: any free port, printed at the start); give each worker "
                    "on a machine its own port. Default: no metrics")
+    k.add_argument("--worker", metavar="NAME", default=os.environ.get("DOCSTREAM_WORKER"),
+                   help="this worker's name in its consumer group (env DOCSTREAM_WORKER): "
+                   "workers of one group=NAME share the topic's partitions, and each keeps its "
+                   "own run id stream-GROUP-NAME, `runs` row and audit chain. Default: HOST-PID")
     k.add_argument("--metrics-worker", metavar="NAME",
-                   help="the `worker` label of every metric (default: HOST-PID)")
+                   help="the `worker` label of every metric (default: the worker's name)")
     p.set_defaults(func=run)
 
 
@@ -107,8 +111,10 @@ def run(args: argparse.Namespace) -> int:
         # streaming job keeps it off: its runner starts processes, and a fork after parallel
         # tokenisation makes the tokenizers library warn and fall back.
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
-    if not kafka and (args.metrics_port is not None or args.metrics_worker is not None):
-        raise ConfigError("--metrics-port and --metrics-worker are for the streaming job "
+    if not kafka and (args.metrics_port is not None or args.metrics_worker is not None
+                      or (args.worker is not None and "DOCSTREAM_WORKER" not in os.environ)):
+        raise ConfigError("--metrics-port, --metrics-worker and --worker are for the streaming "
+                          "job "
                           "(kafka:// sources); a batch job can push its counts to a "
                           "Pushgateway instead (see the README's Metrics section)")
     sink = args.sink or default_url()
@@ -145,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
             max_in_flight=args.max_in_flight, max_seconds=args.max_seconds,
             watch_model=production_name(args.model) if args.model else None,
             watch_interval_s=args.watch_model_secs, store_wait_s=args.store_wait_secs,
-            metrics_port=port, metrics_addr=addr, metrics_worker=args.metrics_worker))
+            metrics_port=port, metrics_addr=addr, metrics_worker=args.metrics_worker,
+            worker=args.worker))
     else:
         from docstream.pipelines.batch import run_batch
 
@@ -172,6 +179,10 @@ def print_summary(s: dict) -> None:
               f"{_secs(s.get('model_ready_s'))}), first result at "
               f"{_secs(s['first_result_s'])}, then "
               f"{'unknown' if steady is None else f'{steady:,.1f}'} docs/s", file=out)
+        if s.get("worker"):
+            print(f"  worker {s['worker']} of group {s.get('group', '?')}: owned "
+                  f"{', '.join(s.get('owned') or []) or 'no partition'} at the end, "
+                  f"{s.get('plans', 0)} plan(s)", file=out)
     else:
         print(f"run {s['run_id']}: {s['inputs']:,} inputs in {s['seconds']:.1f} s, of which "
               f"{s.get('startup_seconds', 0):.1f} s loading the model; "
