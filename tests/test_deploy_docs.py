@@ -351,15 +351,17 @@ def test_the_streaming_deployment_keeps_the_documented_rules() -> None:
                                   "StreamOptions")["drain_timeout_s"]
     raw = (K8S / "stream-deployment.yaml").read_text(encoding="utf-8")
     dep = deployment("docstream-stream-news")
-    assert dep["spec"]["replicas"] == 1, "ONE replica per consumer group (docs/deploy.md)"
-    assert "ONE replica per consumer group" in raw
-    assert dep["spec"]["strategy"]["type"] == "Recreate"  # never two readers during a rollout
+    assert dep["spec"]["replicas"] >= 2, "N workers of ONE consumer group (docs/deploy.md)"
+    assert "N workers of ONE consumer group" in raw
+    assert dep["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0  # no extra pod per roll
     pod = dep["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert isinstance(pod["securityContext"]["runAsUser"], int)
     assert pod["terminationGracePeriodSeconds"] >= drain_timeout_s + AFTER_DRAIN_S
     (c,) = pod["containers"]
     assert c["args"][0] == "run" and "--metrics-port" in c["args"]
+    # each pod is its own worker of the group: its run id, runs row and audit chain
+    assert c["args"][c["args"].index("--worker") + 1] == "$(POD_NAME)"
     metrics_port = c["args"][c["args"].index("--metrics-port") + 1]
     assert [p["containerPort"] for p in c["ports"]] == [int(metrics_port)]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
