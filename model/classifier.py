@@ -1,4 +1,4 @@
-"""The network: the MiniLM encoder, mean pooling, and a linear classification head."""
+"""The network: a base encoder, mean pooling, and a linear classification head."""
 
 from __future__ import annotations
 
@@ -6,20 +6,31 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 
-from .encoder import encoder_dir, offline
+from .encoder import BaseEncoder, default_base, offline
+from .errors import BaseEncoderError
 
 
-def load_base_encoder(random_weights: bool = False) -> PreTrainedModel:
-    """The base encoder from the installed package (or random weights of its config).
+def load_base_encoder(random_weights: bool = False,
+                      base: BaseEncoder | None = None) -> PreTrainedModel:
+    """The base encoder (default: the bundled MiniLM-L6), or random weights of its config.
 
-    Random weights have the same shapes and speed; the GPU benchmark uses them because the
-    real weights do not travel to that machine.
+    Read from its local folder only (the hub is never asked). Random weights have the same
+    shapes and speed; the GPU benchmark uses them because the real weights do not travel to
+    that machine.
+
+    Raises:
+        BaseEncoderError: transformers cannot build a model from the folder.
     """
     offline()
-    if random_weights:
-        config = AutoConfig.from_pretrained(str(encoder_dir()))
-        return AutoModel.from_config(config)
-    return AutoModel.from_pretrained(str(encoder_dir()))
+    base = base or default_base()
+    try:
+        if random_weights:
+            config = AutoConfig.from_pretrained(str(base.path), local_files_only=True)
+            return AutoModel.from_config(config)
+        return AutoModel.from_pretrained(str(base.path), local_files_only=True)
+    except (OSError, ValueError, KeyError) as e:
+        raise BaseEncoderError(f"base encoder {base.name} ({base.location}) does not load: "
+                               f"{str(e).splitlines()[0] if str(e) else e!r}") from e
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -31,7 +42,11 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
 
 
 class TextClassifier(nn.Module):
-    """Encoder + mean pooling + dropout + linear head, returning logits."""
+    """Encoder + mean pooling + dropout + linear head, returning logits.
+
+    Any Hugging Face encoder whose output has `last_hidden_state` fits (BERT, RoBERTa,
+    DistilBERT, DeBERTa-v2, MPNet, XLM-R): only input ids and the attention mask are passed.
+    """
 
     def __init__(self, encoder: nn.Module, n_labels: int, dropout: float = 0.1) -> None:
         super().__init__()
@@ -41,6 +56,12 @@ class TextClassifier(nn.Module):
         hidden = int(getattr(encoder.config, "hidden_size", 384))
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, n_labels)
+
+    @property
+    def pad_id(self) -> int:
+        """The encoder's padding id (its config's `pad_token_id`; 0 when it names none)."""
+        pad = getattr(self.encoder.config, "pad_token_id", None)
+        return int(pad) if isinstance(pad, int) else 0
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)

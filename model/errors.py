@@ -9,3 +9,7 @@ class ModelError(DocstreamError):
 
 class ArtifactError(ModelError):
     """A model artifact is missing, corrupt or incompatible; the message says which file and why."""
+
+
+class BaseEncoderError(ModelError):
+    """A base encoder (`--base DIR|PACKAGE`) cannot be found or read; the message says why."""

@@ -64,6 +64,15 @@ def window_weights(probs: np.ndarray, tokens: Sequence[int], rule: str) -> np.nd
     return w / w.sum()
 
 
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span without whitespace at its ends (empty, at its end, when it is all space)."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
 @dataclass(frozen=True, slots=True)
 class _Doc:
     """A text prepared for explaining: what classification would see, plus offsets."""
@@ -145,10 +154,15 @@ class Explainer:
         want = threads or int(os.environ.get("DOCSTREAM_TORCH_THREADS", "0")) or None
         if want and self.device.type == "cpu":
             torch.set_num_threads(want)
-        self.tokenizer = load_tokenizer()
+        self.tokenizer = load_tokenizer(loaded.base)
         self.chunker = Chunker(self.tokenizer, self.config.max_chunk_tokens)
+        specials = self.chunker.special_tokens
+        if len(specials.prefix) != 1 or len(specials.suffix) != 1:
+            raise ExplainError(f"explanations need one special token before and one after a "
+                               f"window ([CLS] … [SEP] or <s> … </s>); {loaded.base.name}'s "
+                               f"tokenizer adds {specials}")
         module = copy.deepcopy(loaded.module).float().to(self.device).eval()
-        cls_id, sep_id = (self.tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]"))
+        cls_id, sep_id = specials.prefix[0], specials.suffix[0]
         if baseline == "auto":
             ids = {t: self.tokenizer.token_to_id(t) for t in BASELINE_CANDIDATES}
             baseline, _ = choose_baseline_token(
@@ -192,7 +206,7 @@ class Explainer:
         title_len = len(title.strip()) if with_title and title is not None else 0
         lead = len(title) - len(title.lstrip()) if with_title and title is not None else 0
         return _Doc(original, title_len, lead, len(original) - len(text), cleaned, enc,
-                    self.chunker.chunk(enc, starts), align(original, cleaned))
+                    self.chunker.chunk(enc, starts, cleaned), align(original, cleaned))
 
     def _prepare_all(self, texts: Sequence[str], titles: Sequence[str | None] | None,
                      social: bool | Sequence[bool]) -> list[_Doc]:
@@ -283,7 +297,7 @@ class Explainer:
             wspan: dict[int, tuple[int, int]] = {}
             for t in range(first, first + n):
                 w = word_ids[t] if word_ids[t] is not None else -1 - t
-                a, b = offsets[t]
+                a, b = _trim(d.cleaned, *offsets[t])  # SentencePiece's "▁" spans the space
                 per_word[w] = per_word.get(w, 0.0) + float(attr.tokens[t - first + 1])
                 s = wspan.get(w)
                 wspan[w] = (a, b) if s is None else (min(s[0], a), max(s[1], b))

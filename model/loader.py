@@ -8,9 +8,17 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-from .artifact import ADAPTER_DIR, ENCODER_FILE, HEAD_FILE, ModelManifest, read_manifest
+from .artifact import (
+    ADAPTER_DIR,
+    ENCODER_FILE,
+    HEAD_FILE,
+    ModelManifest,
+    locate_base,
+    read_manifest,
+)
 from .classifier import TextClassifier, load_base_encoder
-from .errors import ArtifactError
+from .encoder import BaseEncoder
+from .errors import ArtifactError, BaseEncoderError
 
 
 @dataclass(frozen=True)
@@ -18,12 +26,30 @@ class LoadedModel:
     manifest: ModelManifest
     module: TextClassifier
     path: Path
+    #: the located base encoder (its tokenizer cuts this model's windows)
+    base: BaseEncoder
+
+
+def artifact_base(manifest: ModelManifest, directory: Path | None = None) -> BaseEncoder:
+    """The manifest's base encoder, located and checked (model.artifact.locate_base).
+
+    Raises:
+        ArtifactError: the base is missing here or its hashes differ (one line).
+    """
+    try:
+        return locate_base(manifest.base_model)
+    except BaseEncoderError as e:
+        raise ArtifactError(f"model artifact {directory or manifest.name}: {e}") from e
 
 
 def build_module(manifest: ModelManifest, directory: Path | None,
-                 random_weights: bool = False) -> TextClassifier:
-    """The network described by `manifest`, with the artifact's weights if `directory`."""
-    encoder = load_base_encoder(random_weights=random_weights)
+                 random_weights: bool = False, base: BaseEncoder | None = None) -> TextClassifier:
+    """The network described by `manifest`, with the artifact's weights if `directory`.
+
+    `base`: the located base encoder (default: located from the manifest).
+    """
+    base = base or artifact_base(manifest, directory)
+    encoder = load_base_encoder(random_weights=random_weights, base=base)
     module = TextClassifier(encoder, n_labels=len(manifest.labels))
     if directory is None:
         return module
@@ -52,6 +78,7 @@ def load_model(directory: str | Path, *, allow_provisional: bool = False) -> Loa
     """
     path = Path(directory)
     manifest = read_manifest(path, allow_provisional=allow_provisional)
-    module = build_module(manifest, path)
+    base = artifact_base(manifest, path)
+    module = build_module(manifest, path, base=base)
     module.eval()
-    return LoadedModel(manifest=manifest, module=module, path=path)
+    return LoadedModel(manifest=manifest, module=module, path=path, base=base)

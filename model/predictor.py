@@ -123,7 +123,7 @@ class Predictor:
         max_tokens_per_batch: int | None = None,
         max_batch_size: int = CPU_MAX_BATCH_SIZE,
         threads: int | None = None,
-        pad_id: int = 0,
+        pad_id: int | None = None,
     ) -> None:
         self.device = pick_device(device)
         self.precision = pick_precision(self.device, precision, allowed_precisions)
@@ -133,7 +133,9 @@ class Predictor:
                 torch.set_num_threads(want)
         self.max_tokens = max_tokens_per_batch or (65536 if self.device.type == "cuda" else 4096)
         self.max_batch_size = max_batch_size if self.device.type == "cpu" else 4096
-        self.pad_id = pad_id
+        # the encoder's own padding id (RoBERTa-style position ids skip it); masked either way
+        own = getattr(module, "pad_id", 0)
+        self.pad_id = pad_id if pad_id is not None else (own if isinstance(own, int) else 0)
         check_precision(self.device, self.precision)
         if self.precision == "int8":
             module = quantize_int8(module.eval())

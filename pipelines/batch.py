@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
+from pathlib import Path
 
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
@@ -17,6 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from docstream.errors import DocstreamError
 from docstream.model.artifact import read_manifest
+from docstream.model.encoder import BaseEncoder
+from docstream.model.loader import artifact_base
 from docstream.preprocess.config import PreprocessConfig
 from docstream.store.audit_chain import run_heads
 from docstream.store.engine import check_reachable, make_engine
@@ -41,6 +44,13 @@ def preprocess_config_for(model_dir: str) -> PreprocessConfig:
     if model_dir == NOOP_MODEL:
         return PreprocessConfig()
     return read_manifest(model_dir).preprocess  # fails fast on a bad artifact
+
+
+def base_encoder_for(model_dir: str) -> BaseEncoder | None:
+    """The artifact's base encoder, whose tokenizer preprocessing uses (None: the bundled)."""
+    if model_dir == NOOP_MODEL:
+        return None
+    return artifact_base(read_manifest(model_dir), Path(model_dir))
 
 
 def beam_options(settings: RunSettings, streaming: bool = False) -> PipelineOptions:
@@ -76,7 +86,8 @@ def build_model_stages(
     docs = (
         inputs
         | "Parse" >> beam.ParDo(ParseBatch()).with_output_types(ParsedBatch)
-        | "Preprocess" >> beam.ParDo(PreprocessBatch(pre_config, settings.entities))
+        | "Preprocess" >> beam.ParDo(PreprocessBatch(pre_config, settings.entities,
+                                                     base_encoder_for(settings.model_dir)))
         .with_output_types(DocBatch)
     )
     inference = RunInference(handler)

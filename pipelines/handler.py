@@ -13,6 +13,7 @@ from apache_beam.ml.inference.base import ModelHandler
 
 from docstream.model.build import build_classifier
 from docstream.model.classify import DocPrediction
+from docstream.model.errors import ArtifactError
 from docstream.model.fixed import FixedLabelClassifier
 from docstream.model.loader import load_model
 from docstream.model.predictor import Precision
@@ -42,6 +43,8 @@ class _Current:
     classifier: Classifies
     ref: ModelRef
     path: str
+    #: how texts become token ids (preprocessing settings, the base's tokenizer); None: noop
+    reads: tuple[str, str] | None = None
 
 
 class LoadedClassifier:
@@ -51,8 +54,9 @@ class LoadedClassifier:
     replaces what it holds in one assignment, so a batch sees either model, never a mix.
     """
 
-    def __init__(self, classifier: Classifies, ref: ModelRef, path: str = "") -> None:
-        self.current = _Current(classifier, ref, path)
+    def __init__(self, classifier: Classifies, ref: ModelRef, path: str = "",
+                 reads: tuple[str, str] | None = None) -> None:
+        self.current = _Current(classifier, ref, path, reads)
 
     @property
     def classifier(self) -> Classifies:
@@ -133,8 +137,11 @@ class DocstreamModelHandler(ModelHandler[DocBatch, BatchPredictions, LoadedClass
             m, loaded.module, device=self.device, precision=self.precision,
             review_threshold=self.review_threshold, max_tokens_per_batch=self.max_tokens_per_batch,
         )
+        reads = (m.preprocess.model_dump_json(),
+                 loaded.base.tokenizer_sha256() or str(loaded.base.path))
         return LoadedClassifier(classifier, ModelRef(name=m.name, version=m.version,
-                                                     weights_sha256=m.weights_sha256), model_dir)
+                                                     weights_sha256=m.weights_sha256), model_dir,
+                                reads)
 
     def _maybe_switch(self, model: LoadedClassifier) -> None:
         """Between batches: load and swap in a newly promoted version (see model_watch)."""
@@ -148,6 +155,12 @@ class DocstreamModelHandler(ModelHandler[DocBatch, BatchPredictions, LoadedClass
             fresh = self._load(found.path)
         except Exception as e:  # a broken artifact must not stop the job
             self.watch.refuse(found, e)
+            return
+        reads = model.current.reads
+        if reads is not None and fresh.current.reads != reads:  # the job's preprocessing is fixed
+            self.watch.refuse(found, ArtifactError(
+                f"{found.path} reads texts differently from the running model (another base "
+                "encoder's tokenizer or other preprocessing settings); restart the job on it"))
             return
         old = model.ref
         model.swap(fresh)

@@ -8,6 +8,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from docstream.model.encoder import BaseEncoder
 from docstream.model.tokenizer import load_tokenizer
 from docstream.preprocess.config import PreprocessConfig
 from docstream.preprocess.preprocessor import Prepared, Preprocessor, RawText
@@ -58,15 +59,20 @@ class ParseBatch(beam.DoFn):
 
 
 class PreprocessBatch(beam.DoFn):
-    """ParsedBatch → DocBatch through the shared clean → spaCy → chunk path."""
+    """ParsedBatch → DocBatch through the shared clean → spaCy → chunk path.
 
-    def __init__(self, config: PreprocessConfig, entities: bool = False) -> None:
+    `base`: the model's base encoder, whose tokenizer cuts the windows (default: the
+    bundled MiniLM-L6)."""
+
+    def __init__(self, config: PreprocessConfig, entities: bool = False,
+                 base: BaseEncoder | None = None) -> None:
         self.config = config
         self.entities = entities
+        self.base = base
         self._pre: Preprocessor | None = None
 
     def setup(self) -> None:
-        self._pre = Preprocessor(self.config, load_tokenizer(), entities=self.entities)
+        self._pre = Preprocessor(self.config, load_tokenizer(self.base), entities=self.entities)
 
     def process(self, batch: ParsedBatch) -> Iterator[DocBatch]:
         pre = self._pre

@@ -29,11 +29,11 @@ class PreprocessConfig(BaseModel):
         default="split", description="Social posts: '#WorldCup' becomes 'World Cup'."
     )
     max_chunk_tokens: int = Field(
-        default=128, ge=16, le=512, description="Model window in wordpiece tokens, specials included."
+        default=128, ge=16, le=512, description="Model window in the base's tokens, special tokens included."
     )
     aggregate: Literal["confidence_weighted", "mean"] = "confidence_weighted"
     sentences: Literal["rules", "spacy"] = Field(
         default="rules",
         description="Where long texts are cut: spaCy's Sentencizer rule applied to the model's "
-        "wordpieces (rules, ~20x cheaper), or spaCy's tokenizer + Sentencizer (spacy).",
+        "tokens (rules, ~20x cheaper), or spaCy's tokenizer + Sentencizer (spacy).",
     )

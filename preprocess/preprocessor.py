@@ -33,7 +33,7 @@ class Prepared:
     chunks: list[list[int]]
     #: sentences found (spaCy or preprocess.sentences); None when the text fit one window
     n_sentences: int | None
-    #: model wordpieces in the cleaned text, before windowing ([CLS]/[SEP] not counted)
+    #: model tokens in the cleaned text, before windowing (special tokens not counted)
     n_tokens: int
     entities: list[tuple[str, str, int, int]] | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -55,7 +55,7 @@ class Preprocessor:
     """Runs the shared path over batches of texts.
 
     Example:
-        >>> from model.tokenizer import load_tokenizer  # doctest: +SKIP
+        >>> from docstream.model.tokenizer import load_tokenizer  # doctest: +SKIP
         >>> pre = Preprocessor(PreprocessConfig(), load_tokenizer())  # doctest: +SKIP
         >>> pre.prepare([RawText("Stocks rose. Bonds fell.")])[0].n_sentences  # doctest: +SKIP
         2
@@ -85,7 +85,7 @@ class Preprocessor:
 
         Every text is tokenised once. A text that fits one model window is sent whole (most
         social posts and news snippets). A longer one is cut at sentence boundaries, found
-        on its wordpieces (preprocess.sentences) or, with `sentences="spacy"`, by spaCy.
+        on its model tokens (preprocess.sentences) or, with `sentences="spacy"`, by spaCy.
         spaCy runs on every text only with `entities` (NER). That keeps preprocessing cheap
         next to the model.
         """
@@ -108,7 +108,7 @@ class Preprocessor:
         out: list[Prepared | PrepareError] = [
             PrepareError("empty_after_cleaning",
                          "text is empty after cleaning (HTML, whitespace and controls removed) "
-                         "or holds nothing the model can read (no wordpiece); send a post with "
+                         "or holds nothing the model can read (no token); send a post with "
                          "words in `text`")
         ] * n
         # One dict per batch: the per-document cost is the batch's cost shared out.
@@ -134,7 +134,7 @@ class Preprocessor:
             )
             out[i] = Prepared(
                 text=cleaned[i],
-                chunks=self.chunker.chunk(enc, starts),
+                chunks=self.chunker.chunk(enc, starts, cleaned[i]),
                 n_sentences=len(starts) if (doc is not None or long[k]) else None,
                 n_tokens=len(enc.ids),
                 entities=ents,

@@ -1,10 +1,14 @@
-"""Sentence starts from the model's own wordpieces: spaCy's Sentencizer rule, without a
+"""Sentence starts from the model's own subword tokens: spaCy's Sentencizer rule, without a
 second tokenisation.
 
 Only texts longer than one model window need sentence boundaries (to cut windows there).
 Running spaCy's tokenizer over those texts cost more than all the rest of preprocessing
-together (benchmark `stages`); the wordpiece encoding already splits every punctuation
-mark off, so spaCy's rule-based Sentencizer can be applied to it directly:
+together (benchmark `stages`). The model's encoding is read instead, through its character
+offsets only, so any subword scheme works: each token's text is split into units, a
+punctuation mark per unit and the runs of other characters between them, with whitespace
+left out. WordPiece tokens are such units already; a SentencePiece piece such as "▁U" or
+"s." and a byte-level BPE piece such as '."' are split, and a piece that is only a space
+("▁", "Ġ") gives no unit. spaCy's rule-based Sentencizer is then applied to the units:
 
 - a sentence ends at one of spaCy's sentence-final characters (`.`, `!`, `?`, `。`, ...);
 - the next sentence starts at the first following token that is not punctuation (closing
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from functools import lru_cache
 
 from tokenizers import Encoding
@@ -61,11 +66,31 @@ def _is_punct(piece: str) -> bool:
     return len(piece) == 1 and unicodedata.category(piece).startswith("P")
 
 
+#: a unit inside a token: a run of letters and digits, or any other single visible character
+_UNIT = re.compile(r"[^\W_]+|\S")
+
+
+def _units(text: str, offsets: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """(begin, end) of every unit of every token, in order (see the module docstring)."""
+    for begin, end in offsets:
+        if end <= begin:  # special or empty pieces carry no text
+            continue
+        if end - begin == 1 or text[begin:end].isalnum():  # most tokens: one unit already
+            if not text[begin].isspace():
+                yield begin, end
+            continue
+        for m in _UNIT.finditer(text, begin, end):
+            yield m.start(), m.end()
+
+
 def sentence_starts(text: str, encoding: Encoding) -> list[int]:
     """Character offsets where sentences begin; the first is always 0.
 
+    `encoding` is the text's encoding by the model's tokenizer, any family (only its
+    offsets are read).
+
     Example:
-        >>> from model.tokenizer import load_tokenizer  # doctest: +SKIP
+        >>> from docstream.model.tokenizer import load_tokenizer  # doctest: +SKIP
         >>> t = 'Rates rose. "Stocks fell!" The U.S. dollar held.'  # doctest: +SKIP
         >>> sentence_starts(t, load_tokenizer().encode(t, add_special_tokens=False))  # doctest: +SKIP
         [0, 12, 27]
@@ -73,11 +98,9 @@ def sentence_starts(text: str, encoding: Encoding) -> list[int]:
     finals = sentence_final()
     starts = [0]
     seen_final = False
-    candidate: int | None = None  # first token after the final that follows whitespace
+    candidate: int | None = None  # first unit after the final that follows whitespace
     prev_end = 0
-    for begin, end in encoding.offsets:
-        if end <= begin:  # special or empty pieces carry no text
-            continue
+    for begin, end in _units(text, encoding.offsets):
         piece = text[begin:end]
         spaced = begin > prev_end and text[prev_end:begin].isspace()
         if seen_final and spaced and candidate is None:

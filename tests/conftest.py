@@ -19,6 +19,7 @@ from sqlalchemy.pool import NullPool
 from tests.kafka_fixtures import kafka_bootstrap, kafka_topic, stream_jobs  # noqa: F401 (fixtures)
 from tests.news_posts import write_labelled
 from tests.services import PG_ADMIN_URL, PG_HOST, PG_PORT, REPO, dev_services
+from tests.tiny_encoders import tiny_encoders  # noqa: F401 (fixture)
 
 KAFKA_FIXTURES = frozenset({"kafka_bootstrap", "kafka_topic", "stream_jobs"})
 POSTGRES_FIXTURES = frozenset({"postgres_server", "pg_url"})

@@ -56,6 +56,11 @@ class TrainConfig(BaseModel):
     val_fraction: float = Field(default=0.1, gt=0.0, le=0.5)
     max_rows: int | None = Field(default=None, ge=1)
 
+    base: str | None = Field(
+        default=None,
+        description="The base encoder: a local Hugging Face folder or an installed package "
+        "that ships one (model.encoder.resolve_base); None: the bundled MiniLM-L6.",
+    )
     mode: TrainMode = "lora"
     epochs: int | None = Field(default=None, ge=1)
     lr: float | None = Field(default=None, gt=0.0)
@@ -78,7 +83,13 @@ class TrainConfig(BaseModel):
     lora_r: int = Field(default=16, ge=1)
     lora_alpha: int = Field(default=32, ge=1)
     lora_dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
-    lora_targets: list[str] = Field(default_factory=lambda: ["query", "key", "value", "dense"])
+    lora_targets: list[str] | None = Field(
+        default=None,
+        description="Names of the linear layers that get LoRA adapters; None: every linear "
+        "layer of the encoder's blocks, whatever the family calls them (query/key/value/dense "
+        "for BERT, q_lin/…/lin2 for DistilBERT, query_proj/… for DeBERTa-v2, q/k/v/o for MPNet). "
+        "The manifest's `lora.targets` lists the names used.",
+    )
 
     metric: Metric = "macro_f1"
     patience: int | None = Field(
@@ -105,8 +116,8 @@ class TrainConfig(BaseModel):
     def _check(self) -> TrainConfig:
         if self.train_split == self.val_split:
             raise ValueError("train_split and val_split must differ")
-        if not self.lora_targets:
-            raise ValueError("lora_targets must name at least one module")
+        if self.lora_targets is not None and not self.lora_targets:
+            raise ValueError("lora_targets must name at least one module (or be None: all)")
         return self
 
     def resolved(self) -> TrainConfig:
@@ -128,7 +139,8 @@ class TrainConfig(BaseModel):
 
     def hyperparameters(self) -> dict[str, Any]:
         """The settings that shape the model, for the manifest (paths and switches left out)."""
-        skip = {"data", "out", "resume", "keep_checkpoints", "progress", "preprocess", "threads"}
+        skip = {"data", "out", "resume", "keep_checkpoints", "progress", "preprocess", "threads",
+                "base"}  # the manifest's base_model records the base
         return self.model_dump(mode="json", exclude=skip)
 
     def resume_differences(self, other: TrainConfig) -> list[str]:

@@ -138,7 +138,7 @@ def evaluate(
             f"{file.path} has labels the model {manifest.name} does not know: {unknown[:10]}; "
             f"its labels are {manifest.labels} (check --label-field)"
         )
-    pre = Preprocessor(manifest.preprocess, load_tokenizer())
+    pre = Preprocessor(manifest.preprocess, load_tokenizer(loaded.base))
     docs: PreparedDocs = prepare_rows(rows, manifest.labels, pre)
     if len(docs) == 0:
         raise ConfigError("no document survived preprocessing")

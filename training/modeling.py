@@ -36,24 +36,54 @@ def load_artifact(directory: Path, *, allow_provisional: bool = False) -> Loaded
         return load_model(directory, allow_provisional=allow_provisional)
 
 
+#: a transformer block's modules: `encoder.layer.3.…` (BERT family), `transformer.layer.3.…`
+#: (DistilBERT), `….layers.3.…`
+_BLOCK = r"(.*\.)?layers?\.\d+\."
+
+
 def lora_target_regex(targets: Sequence[str]) -> str:
     """A peft `target_modules` regex for the named linear layers of the encoder's blocks.
 
-    It matches e.g. `encoder.layer.0.attention.self.query` and
-    `encoder.layer.5.output.dense`, but not `pooler.dense`, which mean pooling never uses.
+    It matches e.g. `encoder.layer.0.attention.self.query`, `encoder.layer.5.output.dense`
+    and DistilBERT's `transformer.layer.0.attention.q_lin`, but not `pooler.dense`, which
+    mean pooling never uses.
     """
     names = "|".join(re.escape(t) for t in targets)
-    return rf"(.*\.)?encoder\.layer\.\d+\.(.*\.)?({names})"
+    return rf"{_BLOCK}(.*\.)?({names})"
 
 
-def lora_settings(config: TrainConfig) -> dict[str, Any]:
-    """The LoRA settings recorded in the manifest."""
+def block_linear_names(encoder: nn.Module) -> list[str]:
+    """The names of every linear layer inside the encoder's transformer blocks, sorted.
+
+    BERT, RoBERTa and XLM-R: dense, key, query, value; DistilBERT: k_lin, lin1, lin2,
+    out_lin, q_lin, v_lin; DeBERTa-v2: dense, key_proj, query_proj, value_proj; MPNet:
+    dense, k, o, q, v.
+
+    Raises:
+        ValueError: the encoder has no linear layer inside numbered blocks.
+    """
+    block = re.compile(_BLOCK)
+    names = sorted({name.rsplit(".", 1)[-1] for name, m in encoder.named_modules()
+                    if isinstance(m, nn.Linear) and block.match(name)})
+    if not names:
+        raise ValueError(f"{type(encoder).__name__} has no linear layer inside numbered blocks "
+                         "(`layer.N.`) for LoRA; use --mode head or full")
+    return names
+
+
+def lora_targets(config: TrainConfig, encoder: nn.Module) -> list[str]:
+    """The configured LoRA targets, or every linear layer of the encoder's blocks."""
+    return list(config.lora_targets) if config.lora_targets else block_linear_names(encoder)
+
+
+def lora_settings(config: TrainConfig, targets: Sequence[str]) -> dict[str, Any]:
+    """The LoRA settings recorded in the manifest (`targets`: from `lora_targets`)."""
     return {
         "r": config.lora_r,
         "alpha": config.lora_alpha,
         "dropout": config.lora_dropout,
-        "targets": list(config.lora_targets),
-        "target_regex": lora_target_regex(config.lora_targets),
+        "targets": list(targets),
+        "target_regex": lora_target_regex(targets),
     }
 
 
@@ -62,8 +92,8 @@ def build_trainable(config: TrainConfig, n_labels: int,
     """The base encoder + a fresh head, with only the mode's parameters trainable.
 
     head: the encoder is frozen. lora: peft LoRA adapters are injected into the encoder's
-    linear layers and only they (and the head) train. full: everything trains. `encoder`:
-    a freshly loaded base encoder to use (default: load one).
+    linear layers (`lora_targets`) and only they (and the head) train. full: everything
+    trains. `encoder`: a freshly loaded base encoder to use (default: load the bundled one).
     """
     if encoder is None:
         encoder = load_base_encoder()
@@ -77,7 +107,7 @@ def build_trainable(config: TrainConfig, n_labels: int,
             r=config.lora_r,
             lora_alpha=config.lora_alpha,
             lora_dropout=config.lora_dropout,
-            target_modules=lora_target_regex(config.lora_targets),
+            target_modules=lora_target_regex(lora_targets(config, encoder)),
             bias="none",
         )
         with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5
@@ -156,13 +186,17 @@ def embed_chunks(
     batches = token_budget_batches([len(c) for c in chunks], max_tokens, 256)
     with torch.inference_mode(), autocast_for(device, precision):
         for idx in batches:
-            ids, mask = pad_batch([chunks[i] for i in idx], device=device)
+            ids, mask = pad_batch([chunks[i] for i in idx], module.pad_id, device)
             out[idx] = module.embed(ids, mask).float().cpu()
     return out
 
 
-def save_weights(module: TextClassifier, config: TrainConfig, directory: Path) -> None:
-    """Write the mode's weight files into an artifact directory (no manifest)."""
+def save_weights(module: TextClassifier, config: TrainConfig, directory: Path,
+                 base_name: str = BASE_MODEL_NAME) -> None:
+    """Write the mode's weight files into an artifact directory (no manifest).
+
+    `base_name`: the base encoder's name, recorded in the LoRA adapter's config.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     head = {k: v.detach().float().contiguous().cpu() for k, v in module.head.state_dict().items()}
     save_file(head, str(directory / HEAD_FILE))
@@ -176,5 +210,5 @@ def save_weights(module: TextClassifier, config: TrainConfig, directory: Path) -
         (adapter / "README.md").unlink(missing_ok=True)  # peft's model card: not needed
         cfg_path = adapter / "adapter_config.json"
         cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-        cfg["base_model_name_or_path"] = BASE_MODEL_NAME  # not this machine's package path
+        cfg["base_model_name_or_path"] = base_name  # not this machine's folder
         cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from docstream.model.encoder import BaseEncoder
 from docstream.model.tokenizer import load_tokenizer
 from docstream.preprocess.config import PreprocessConfig
 from docstream.preprocess.preprocessor import Prepared, Preprocessor
@@ -41,7 +42,7 @@ class PreparedDocs:
         return sum(len(d) for d in self.docs)
 
     def token_counts(self) -> list[int]:
-        """Wordpieces per document, [CLS]/[SEP] of each chunk included."""
+        """Model tokens per document, the special tokens of each chunk included."""
         return [sum(len(c) for c in d) for d in self.docs]
 
     def subset(self, idx: Sequence[int]) -> PreparedDocs:
@@ -56,9 +57,10 @@ class PreparedDocs:
         return chunks, labels
 
 
-def make_preprocessor(config: PreprocessConfig) -> Preprocessor:
-    """The preprocessor `docstream run` would build for `config` (no entities)."""
-    return Preprocessor(config, load_tokenizer())
+def make_preprocessor(config: PreprocessConfig, base: BaseEncoder | None = None) -> Preprocessor:
+    """The preprocessor `docstream run` would build for `config` with `base`'s tokenizer
+    (default: the bundled MiniLM's), without entities."""
+    return Preprocessor(config, load_tokenizer(base))
 
 
 def prepare_rows(

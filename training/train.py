@@ -40,12 +40,12 @@ from docstream.model.artifact import (
     BudgetInfo,
     ModelManifest,
     TrainingInfo,
-    base_weights_sha256,
 )
 from docstream.model.build import build_classifier
 from docstream.model.calibration import expected_calibration_error, fit_temperature_fn, nll
 from docstream.model.classifier import TextClassifier, load_base_encoder
 from docstream.model.classify import ClassifierSpec, DocClassifier, LogitsProvider
+from docstream.model.encoder import BaseEncoder, resolve_base
 from docstream.model.predictor import Precision, pick_device
 from docstream.model.tensors import autocast_for, pad_batch
 
@@ -73,6 +73,7 @@ from .modeling import (
     load_artifact,
     load_trainable_state,
     lora_settings,
+    lora_targets,
     param_groups,
     save_weights,
     train_precision,
@@ -117,8 +118,10 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def load_training_data(config: TrainConfig, note: Note) -> TrainData:
-    """Read, split and prepare the data of a run."""
+def load_training_data(config: TrainConfig, note: Note,
+                       base: BaseEncoder | None = None) -> TrainData:
+    """Read, split and prepare the data of a run (with `base`'s tokenizer; default: the
+    bundled MiniLM's)."""
     t0 = time.perf_counter()
     file = read_data(
         config.data,
@@ -143,7 +146,7 @@ def load_training_data(config: TrainConfig, note: Note) -> TrainData:
     unknown = sorted({r.label for r in val_rows} - set(labels))
     if unknown:
         raise ConfigError(f"validation rows have labels the training rows lack: {unknown}")
-    pre = make_preprocessor(config.preprocess)
+    pre = make_preprocessor(config.preprocess, base)
     train = prepare_rows(train_rows, labels, pre)
     val = prepare_rows(val_rows, labels, pre)
     if len(train) == 0 or len(val) == 0:
@@ -157,18 +160,28 @@ def load_training_data(config: TrainConfig, note: Note) -> TrainData:
     return TrainData(file, labels, train, val, val_source)
 
 
-def draft_manifest(config: TrainConfig, labels: list[str]) -> ModelManifest:
-    """The manifest before metrics: enough for `DocClassifier` during validation."""
+def draft_manifest(config: TrainConfig, labels: list[str], base: BaseEncoder,
+                   targets: Sequence[str] | None = None) -> ModelManifest:
+    """The manifest before metrics: the base encoder (located, hashed) and the settings.
+
+    `targets`: the LoRA layers (modeling.lora_targets), for mode "lora".
+    """
     return ModelManifest(
         name=config.name,
         version=config.version,
         mode=config.mode,
         labels=labels,
-        base_model=BaseModelRef(weights_sha256=base_weights_sha256()),
+        base_model=BaseModelRef.of(base),
         preprocess=config.preprocess,
         review_threshold=config.review_threshold,
-        lora=lora_settings(config) if config.mode == "lora" else None,
+        lora=lora_settings(config, targets or []) if config.mode == "lora" else None,
     )
+
+
+def validation_spec(config: TrainConfig, labels: list[str]) -> ClassifierSpec:
+    """What `DocClassifier` needs while training: the draft manifest's settings (T = 1)."""
+    return ClassifierSpec(labels=tuple(labels), aggregate=config.preprocess.aggregate,
+                          review_threshold=config.review_threshold)
 
 
 def lr_lambda(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
@@ -215,7 +228,7 @@ class _Loop:
         self.costs = costs
         self.timer = StepTimer()
         self.last_eval_s: float | None = None
-        self.spec = ClassifierSpec.from_manifest(draft_manifest(config, data.labels))
+        self.spec = validation_spec(config, data.labels)
         chunks, labels = data.train.chunk_examples()
         self.chunks = chunks
         self.targets = torch.from_numpy(labels)
@@ -283,7 +296,8 @@ class _Loop:
             x = self.vectors[idx].to(self.device)
             logits = self.module.head(self.module.dropout(x))
         else:
-            ids, mask = pad_batch([self.chunks[i] for i in idx], device=self.device)
+            ids, mask = pad_batch([self.chunks[i] for i in idx], self.module.pad_id,
+                                  self.device)
             with autocast_for(self.device, self.precision):
                 logits = self.module(ids, mask)
         return F.cross_entropy(logits.float(), y)
@@ -616,18 +630,20 @@ def train(config: TrainConfig, note: Note | None = None, *,
         console = TrainProgress(0, enabled=False)
         note = console.note
     resume = resume_payload(config, note)
+    base = resolve_base(config.base)  # a bad --base fails here, before any work
     seed_everything(config.seed)
     config.out.mkdir(parents=True, exist_ok=True)
-    data = load_training_data(config, note)
+    data = load_training_data(config, note, base)
     budget.mark("prepared")
     device = pick_device(None)
     precision = train_precision(config, device)
     threads = configure_threads(config.threads)
     checked: list[Precision] = ["fp32", *_precisions_to_check(device)]
-    draft = draft_manifest(config, data.labels)
     t_load = time.perf_counter()
-    encoder = load_base_encoder()
+    encoder = load_base_encoder(base=base)
     load_s = time.perf_counter() - t_load
+    draft = draft_manifest(config, data.labels, base,
+                           lora_targets(config, encoder) if config.mode == "lora" else None)
     costs: PostCosts | None = None
     if budget.limited:
         costs = measure_post_costs(encoder, ClassifierSpec.from_manifest(draft), data.val,
@@ -656,7 +672,7 @@ def train(config: TrainConfig, note: Note | None = None, *,
     plan = None  # after the loop: the set that fits the time actually left
     if costs is not None:
         plan = _post_plan(costs, data.val, config.seed, budget.remaining(), limit_s)
-    save_weights(module, config, config.out)
+    save_weights(module, config, config.out, base.name)
     output.write_provisional(config.out, draft, "finalizing", data_sha256=data.file.sha256)
     manifest, val_metrics = finalize(config.out, draft, data.val, device, note, checked,
                                      plan.docs if plan is not None else None)

