@@ -196,6 +196,8 @@ class _Job:
     metrics: MetricsConfig | None
     exporter: Exporter | None
     t0: float
+    #: when the worker noticed its partitions change (the pause until the next plan reads)
+    changed_at: float | None = None
 
 
 def _run(settings: RunSettings, options: StreamOptions, url: KafkaUrl, worker: _Worker,
@@ -317,6 +319,7 @@ def _idle(job: _Job, membership: GroupMembership, assignment: Assignment) -> str
         if _time_up(job):
             return "stopped"
         job.reporter.tick()
+    job.changed_at = time.monotonic()
     return "replan"
 
 
@@ -340,14 +343,18 @@ def _plan(job: _Job, pipeline_options: Any, membership: GroupMembership,
     build_stream(p, read, settings, options, url, job.worker.run_id, job.gate, job.metrics,
                  job.clock, claims=claims, plan=f"{job.gate.name}-{n}")
     job.reporter.starts = dict(starts)
-    _say(job, f"worker {job.worker.name} of group {url.group} (plan {n}) reads " + ", ".join(
-        f"{t}/{p} from {o:,} (epoch {claims[(t, p)].epoch})" for (t, p), o in sorted(
-            starts.items())))
     if job.stop.event.is_set():
         return "stopped"
     result = job.stop.run(p)
+    pause = (f", {time.monotonic() - job.changed_at:.1f} s after the group changed"
+             if job.changed_at is not None else "")
+    _say(job, f"worker {job.worker.name} of group {url.group} (plan {n}{pause}) reads "
+         + ", ".join(f"{t}/{p} from {o:,} (epoch {claims[(t, p)].epoch})"
+                     for (t, p), o in sorted(starts.items())))
     status = watch(result, job.stop, job.reporter, options, job.t0, job.exporter, job.clock,
                     lambda: membership.changed(assignment))
+    if status == "replan":
+        job.changed_at = time.monotonic()
     drain(result, job.gate, job.use_gate, options)
     return status
 
