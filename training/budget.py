@@ -25,6 +25,11 @@ would need (a checkpoint, and the validation pass that compares the current stat
 best one, when there is a best one) fits before the reserve. After the loop the post-loop
 set is planned again with the time actually left, so a run that ends early calibrates on the
 whole validation set.
+
+Distillation (`--teacher`): the teachers' pass runs after the reserve is set and before the
+loop, and may use at most half of the loop's time (training/teachers.py); it is timed block
+by block, refuses the run when the training texts cannot all be labelled in that share, and
+labels unlabelled texts only while the loop can still afford them.
 """
 
 from __future__ import annotations

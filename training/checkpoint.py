@@ -68,8 +68,13 @@ def save_checkpoint(
     model_state: dict[str, torch.Tensor],
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write OUT/checkpoints/epoch-NNN[_bBBBBBB].pt atomically and drop older ones."""
+    """Write OUT/checkpoints/epoch-NNN[_bBBBBBB].pt atomically and drop older ones.
+
+    `extra`: what else the run needs to resume the same way (distillation: the number of
+    unlabelled texts used), read back as `payload["extra"]`.
+    """
     directory = checkpoint_dir(out)
     directory.mkdir(parents=True, exist_ok=True)
     inside = f"_b{state.batch:06d}" if state.batch else ""
@@ -80,6 +85,7 @@ def save_checkpoint(
         "model": model_state,
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
+        "extra": dict(extra or {}),
         "rng": {
             "torch": torch.get_rng_state(),
             "numpy": np.random.get_state(),

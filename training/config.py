@@ -29,6 +29,10 @@ PATIENCE_DEFAULTS: dict[str, int] = {"head": 5, "lora": 2, "full": 2}
 #: Fields that may differ between a run and the run it resumes.
 RESUME_FREE = frozenset({"resume", "limit_minutes", "keep_checkpoints", "progress", "threads"})
 
+#: Distillation settings: recorded in the manifest's `training.distillation`, not in its
+#: hyper-parameters (the teachers and the unlabelled file are paths).
+DISTILL_FIELDS = frozenset({"teachers", "unlabelled", "distill_temperature", "distill_alpha"})
+
 
 class TrainConfig(BaseModel):
     """Settings of `docstream train`.
@@ -97,6 +101,23 @@ class TrainConfig(BaseModel):
     )
     eval_every: int = Field(default=0, ge=0, description="Also evaluate every N steps (0: no).")
 
+    teachers: list[Path] = Field(
+        default_factory=list,
+        description="Model artifacts to distil from (training/distill.py): the student learns "
+        "from their calibrated document probabilities, averaged, as well as from the labels.",
+    )
+    unlabelled: Path | None = Field(
+        default=None,
+        description="JSON Lines of texts without labels (`text_field`, optional title and "
+        "kind): more training texts that carry only the teachers' probabilities.",
+    )
+    distill_temperature: float = Field(default=2.0, gt=0.0, le=100.0)
+    distill_alpha: float = Field(
+        default=0.5, ge=0.0, le=1.0,
+        description="Weight of the temperature-scaled KL term against the labels' "
+        "cross-entropy (1 - alpha); unlabelled texts have the KL term only.",
+    )
+
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     name: str = Field(default="model", min_length=1)
     version: str = Field(default="0.1.0", min_length=1)
@@ -118,6 +139,16 @@ class TrainConfig(BaseModel):
             raise ValueError("train_split and val_split must differ")
         if self.lora_targets is not None and not self.lora_targets:
             raise ValueError("lora_targets must name at least one module (or be None: all)")
+        if self.unlabelled is not None and not self.teachers:
+            raise ValueError("--unlabelled needs --teacher: unlabelled texts carry only the "
+                             "teachers' probabilities")
+        if self.unlabelled is not None and self.distill_alpha == 0:
+            raise ValueError("--unlabelled with --distill-alpha 0: unlabelled texts carry only "
+                             "the KL term, which alpha 0 switches off")
+        seen = [str(t.resolve()) for t in self.teachers]
+        twice = sorted({t for t in seen if seen.count(t) > 1})
+        if twice:
+            raise ValueError(f"--teacher {twice[0]} is given twice")
         return self
 
     def resolved(self) -> TrainConfig:
@@ -140,7 +171,8 @@ class TrainConfig(BaseModel):
     def hyperparameters(self) -> dict[str, Any]:
         """The settings that shape the model, for the manifest (paths and switches left out)."""
         skip = {"data", "out", "resume", "keep_checkpoints", "progress", "preprocess", "threads",
-                "base"}  # the manifest's base_model records the base
+                "base",  # the manifest's base_model records the base
+                *DISTILL_FIELDS}  # and its training.distillation the distillation
         return self.model_dump(mode="json", exclude=skip)
 
     def resume_differences(self, other: TrainConfig) -> list[str]:

