@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -90,6 +90,33 @@ def _opt_str(value: Any) -> str | None:
     return str(value)
 
 
+def text_objects(path: Path, text_field: str, what: str) -> Iterator[tuple[int, dict, str]]:
+    """(line number, object, text) of each non-blank line of a JSON Lines file.
+
+    Raises:
+        ConfigError: the file is missing, a line is not a JSON object, or it lacks a string
+            `text_field` (named with its line, and how to choose another field).
+    """
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist")
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{path}:{n}: not valid JSON ({e.msg})") from e
+            if not isinstance(obj, dict):
+                raise ConfigError(f"{path}:{n}: expected a JSON object, got {type(obj).__name__}")
+            text = obj.get(text_field)
+            if not isinstance(text, str):
+                raise ConfigError(
+                    f"{path}:{n}: no string field {text_field!r} (choose it with --text-field)"
+                )
+            yield n, obj, text
+
+
 def read_data(
     path: str | Path,
     *,
@@ -118,41 +145,25 @@ def read_data(
             text or label field.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"data file {path} does not exist")
     rows: list[Row] = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"{path}:{n}: not valid JSON ({e.msg})") from e
-            if not isinstance(obj, dict):
-                raise ConfigError(f"{path}:{n}: expected a JSON object, got {type(obj).__name__}")
-            text = obj.get(text_field)
-            if not isinstance(text, str):
-                raise ConfigError(
-                    f"{path}:{n}: no string field {text_field!r} (choose it with --text-field)"
-                )
-            label = obj.get(label_field)
-            if label is None or isinstance(label, dict | list):
-                raise ConfigError(
-                    f"{path}:{n}: no scalar field {label_field!r} (choose it with --label-field)"
-                )
-            row_kind = kind or obj.get("kind") or "news"
-            rows.append(
-                Row(
-                    line=n,
-                    text=text,
-                    label=str(label),
-                    split=_opt_str(obj.get(split_field)),
-                    title=_opt_str(obj.get(title_field)) if title_field else None,
-                    social=row_kind == "social",
-                    fields=obj,
-                )
+    for n, obj, text in text_objects(path, text_field, "data file"):
+        label = obj.get(label_field)
+        if label is None or isinstance(label, dict | list):
+            raise ConfigError(
+                f"{path}:{n}: no scalar field {label_field!r} (choose it with --label-field)"
             )
+        row_kind = kind or obj.get("kind") or "news"
+        rows.append(
+            Row(
+                line=n,
+                text=text,
+                label=str(label),
+                split=_opt_str(obj.get(split_field)),
+                title=_opt_str(obj.get(title_field)) if title_field else None,
+                social=row_kind == "social",
+                fields=obj,
+            )
+        )
     if not rows:
         raise ConfigError(f"data file {path} has no rows")
     counts = Counter(r.split or "" for r in rows)

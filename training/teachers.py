@@ -22,7 +22,6 @@ time the loop has left when it starts (the post-loop reserve is already set asid
 from __future__ import annotations
 
 import gc
-import json
 import math
 import time
 from collections import Counter
@@ -44,6 +43,7 @@ from docstream.preprocess.preprocessor import Prepared, Preprocessor, RawText
 
 from .budget import Budget, PostCosts
 from .config import TrainConfig
+from .data import text_objects
 from .distill import (
     DistillationInfo,
     DistillSet,
@@ -82,25 +82,12 @@ def read_unlabelled(path: Path, *, text_field: str = "text", title_field: str | 
     Raises:
         ConfigError: the file is missing or empty, or a line is not an object with the text.
     """
-    if not path.is_file():
-        raise ConfigError(f"unlabelled file {path} does not exist")
     texts: list[RawText] = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"{path}:{n}: not valid JSON ({e.msg})") from e
-            text = obj.get(text_field) if isinstance(obj, dict) else None
-            if not isinstance(text, str):
-                raise ConfigError(f"{path}:{n}: no string field {text_field!r} "
-                                  "(choose it with --text-field)")
-            title = obj.get(title_field) if title_field else None
-            social = (kind or obj.get("kind") or "news") == "social"
-            texts.append(RawText(text=text, title=None if title is None else str(title),
-                                 social=social))
+    for _, obj, text in text_objects(path, text_field, "unlabelled file"):
+        title = obj.get(title_field) if title_field else None
+        social = (kind or obj.get("kind") or "news") == "social"
+        texts.append(RawText(text=text, title=None if title is None else str(title),
+                             social=social))
     if not texts:
         raise ConfigError(f"unlabelled file {path} has no texts")
     return UnlabelledFile(path, sha256_file(path), texts)
