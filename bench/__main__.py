@@ -89,6 +89,7 @@ def run_row(cmd: list[str], out: Path, timeout_s: float, env: dict[str, str]) ->
         result["stderr_tail"] = m.stderr.strip()[-1500:]
     result["peak_rss_mb"] = m.peak_rss_mb
     result["wall_s"] = round(m.wall_s, 2)
+    result["foreign_cores"] = m.foreign_cores
     return result
 
 
@@ -133,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                                    out, timeout_s, env)
             r = results[row]
             log(f"row {row}: {r.get('status')} docs/s={r.get('docs_s')} "
-                f"peak_rss_mb={r['peak_rss_mb']} wall_s={r['wall_s']}"
+                f"steady={r.get('steady_docs_s')} with_startup={r.get('docs_s_incl_startup')} "
+                f"peak_rss_mb={r['peak_rss_mb']} wall_s={r['wall_s']} "
+                f"other_cores={r.get('foreign_cores')}"
                 + (f" error={r.get('error')}" if r.get("status") == "failed" else ""))
         contention_end = contention_note()
         doc = {

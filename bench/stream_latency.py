@@ -184,7 +184,7 @@ class Job:
         with open(log, "wb") as err, open(self.summary_path, "wb") as out:
             self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=err,
                                          start_new_session=True)
-        self.sampler = TreeSampler(self.proc.pid, interval_s=0.5)
+        self.sampler = TreeSampler(self.proc.pid, interval_s=0.5, pss=True)
         self.sampler.__enter__()
 
     def cpu_seconds(self) -> dict[str, float]:
@@ -315,7 +315,8 @@ def throughput(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "docs_s": round((hi_n - lo_n) / (hi - lo), 1) if hi - lo >= 2.0 else None,
             "first_row_after_s": round(first - t0, 1),
             "last_row_after_s": round(samples[-1][0] - t0, 1),
-            "peak_rss_mb": job.sampler.peak_mb, "processes": job.sampler.max_procs,
+            "peak_rss_mb": job.sampler.peak_mb, "peak_pss_mb": job.sampler.peak_pss_mb,
+            "processes": job.sampler.max_procs,
             "cpu_s": {k: round(v, 1) for k, v in cpu.items()}, "exit_code": rc,
             "long_share": args.long_share, "job": job.timings(),
         }
@@ -405,7 +406,7 @@ def latency(args: argparse.Namespace, work: Path, rate: float) -> dict[str, Any]
             "rate": rate, "docs": n, "received": len(lat), "long_share": args.long_share,
             "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99), "max_ms": round(lat[-1], 1),
             "p99_after_10s_ms": pct(99, late), "flush_secs": args.flush_secs,
-            "peak_rss_mb": job.sampler.peak_mb,
+            "peak_rss_mb": job.sampler.peak_mb, "peak_pss_mb": job.sampler.peak_pss_mb,
             "cpu_share": {k: round((cpu1[k] - cpu0[k]) / wall, 3) for k in cpu0},
             "exit_code": rc, "job": job.timings(),
         }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 ROWS: dict[str, str] = {
     "raw_forward": "bench.rows.raw_forward:run",
+    "raw_forward_windows": "bench.rows.raw_forward:run_windows",
     "hf_pipeline_b1": "bench.rows.hf_pipeline:run_b1",
     "hf_pipeline_b32": "bench.rows.hf_pipeline:run_b32",
     "beam_stock": "bench.rows.beam_stock:run",
