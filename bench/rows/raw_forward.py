@@ -170,11 +170,13 @@ def forward_windows(module, tokenizer, texts: list[str], lengths: list[list[int]
 PREDICTOR_BUDGETS = (1024, 2048, 4096)
 
 
-def predictor_rates(model_dir, windows: list[list[list[int]]], n_docs: int) -> dict:
+def predictor_rates(model_dir, windows: list[list[list[int]]], n_docs: int,
+                    budgets: tuple[int, ...] = PREDICTOR_BUDGETS) -> dict:
     """A diagnosis beside the row, not its figure: docstream's own model path (the handler's
     Predictor: token-budget batches sorted within what one call gets) over the same windows,
     fed as the batch job feeds it (one call per file element of `lines_per_element` docs),
-    at its default token budget and at PREDICTOR_BUDGETS. Forward only: no tokenisation."""
+    at its default token budget and at `budgets` (a quick run: the default only). Forward
+    only: no tokenisation."""
     from docstream.pipelines.handler import DocstreamModelHandler
     from docstream.pipelines.options import RunSettings
 
@@ -184,7 +186,7 @@ def predictor_rates(model_dir, windows: list[list[list[int]]], n_docs: int) -> d
     default = predictor.max_tokens
     predictor.logits(groups[0][:64])  # warm-up
     rates: dict[str, float] = {}
-    for budget in sorted({default, *PREDICTOR_BUDGETS}):
+    for budget in sorted({default, *budgets}):
         predictor.max_tokens = budget
         t0 = time.perf_counter()
         for g in groups:
@@ -233,7 +235,8 @@ def run_windows(args) -> dict:
         forward_only[str(b)] = round(n_docs / (seconds - tok_s), 1)
     best = max(sweep, key=lambda k: sweep[k])
     del module
-    predictor = predictor_rates(args.model, windows, n_docs)
+    predictor = predictor_rates(args.model, windows, n_docs,
+                                budgets=() if args.quick else PREDICTOR_BUDGETS)
     n_windows = sum(len(ws) for ws in windows)
     n_tokens = sum(sum(lens) for lens in lengths)
     return {
