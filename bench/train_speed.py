@@ -8,7 +8,7 @@ Each configuration runs in its own process (a fresh torch, its thread count set 
 work): the bundled MiniLM-L6 with LoRA adapters as `docstream train --mode lora` builds it,
 real windows (AG News through docstream's Preprocessor, else the generated news posts of
 tests/news_posts.py) in `docstream train`'s batches (2,048 tokens, at most 64 windows), AdamW.
-Two warm-up steps, then as many steps as fit in `--seconds`; windows/s = windows trained /
+`--warmup` untimed steps (2), then as many steps as fit in `--seconds`; windows/s = windows trained /
 seconds. "avx2" sets ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2 for that process,
 so that neither ATen's kernels nor oneDNN's use AVX-512 or its bf16 instructions. Run it on
 an idle machine: every figure is CPU-bound.
@@ -50,7 +50,8 @@ def _texts(n: int) -> list[str]:
     return list(post_texts(n, 0))
 
 
-def one(threads: int, precision: str, seconds: float, windows: int) -> dict[str, Any]:
+def one(threads: int, precision: str, seconds: float, windows: int, warmup: int = 2
+        ) -> dict[str, Any]:
     """Run in a child process: time LoRA steps for one configuration."""
     import torch
 
@@ -87,10 +88,10 @@ def one(threads: int, precision: str, seconds: float, windows: int) -> dict[str,
         loss.backward()
         opt.step()
 
-    for b in batches[:2]:
+    for b in batches[:warmup]:
         step(b)
     done = 0
-    i = 2
+    i = warmup
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         b = batches[i % len(batches)]
@@ -98,7 +99,7 @@ def one(threads: int, precision: str, seconds: float, windows: int) -> dict[str,
         done += len(b)
         i += 1
     elapsed = time.perf_counter() - t0
-    return {"threads": threads, "precision": precision, "steps": i - 2, "windows": done,
+    return {"threads": threads, "precision": precision, "steps": i - warmup, "windows": done,
             "seconds": round(elapsed, 2), "windows_per_s": round(done / elapsed, 1)}
 
 
@@ -106,11 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=15.0)
     p.add_argument("--windows", type=int, default=512)
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     p.add_argument("--json", type=Path)
     p.add_argument("--one", nargs=2, metavar=("THREADS", "PRECISION"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:
-        print(json.dumps(one(int(args.one[0]), args.one[1], args.seconds, args.windows)))
+        print(json.dumps(one(int(args.one[0]), args.one[1], args.seconds, args.windows,
+                             args.warmup)))
         return 0
     results = []
     for isa, threads, precision in CONFIGS:
@@ -119,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             env |= {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
         out = subprocess.run(
             [sys.executable, "-m", "bench.train_speed", "--one", str(threads), precision,
-             "--seconds", str(args.seconds), "--windows", str(args.windows)],
+             "--seconds", str(args.seconds), "--windows", str(args.windows),
+             "--warmup", str(args.warmup)],
             cwd=REPO, env=env, capture_output=True, text=True, check=True)
         r = {"isa": isa, **json.loads(out.stdout.strip().splitlines()[-1])}
         results.append(r)
