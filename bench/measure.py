@@ -34,6 +34,15 @@ PSS_GROWTH = 1.02
 PSS_MIN_GAP_S = 1.0
 
 
+def process_tree(pid: int) -> list[psutil.Process]:
+    """The process `pid` and all its descendants; [] once it is gone."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
 class TreeSampler:
     """Samples the summed RSS of a process and its descendants in a background thread."""
 
@@ -63,10 +72,8 @@ class TreeSampler:
             self._thread.join(timeout=5)
 
     def sample(self) -> int:
-        try:
-            root = psutil.Process(self.pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
+        procs = process_tree(self.pid)
+        if not procs:
             return 0
         total = 0
         for p in procs:

@@ -32,6 +32,7 @@ from typing import Any
 
 import psutil
 
+from bench.measure import process_tree
 from bench.stream_latency import PG_ADMIN, REPO, Database, crossing, drop_topic, produce, texts
 from docstream.streaming.admin import ensure_topic
 
@@ -54,13 +55,8 @@ class Worker:
         return "(plan " in text or "owns no partition" in text
 
     def cpu_seconds(self) -> float:
-        try:
-            root = psutil.Process(self.proc.pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return 0.0
         total = 0.0
-        for p in procs:
+        for p in process_tree(self.proc.pid):
             try:
                 t = p.cpu_times()
                 total += t.user + t.system

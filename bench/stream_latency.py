@@ -60,7 +60,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.data import ag_news_path, generated_test_split  # noqa: E402 - after sys.path set-up
-from bench.measure import TreeSampler  # noqa: E402
+from bench.measure import TreeSampler, process_tree  # noqa: E402
 from docstream.streaming.admin import ensure_topic  # noqa: E402
 from docstream.streaming.producer import PostProducer, ProduceStats  # noqa: E402
 
@@ -190,12 +190,7 @@ class Job:
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds so far of the Python process and of its Prism child."""
         out = {"python": 0.0, "prism": 0.0}
-        try:
-            root = psutil.Process(self.proc.pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return out
-        for p in procs:
+        for p in process_tree(self.proc.pid):
             try:
                 t = p.cpu_times()
                 kind = "prism" if "prism" in p.name() else "python"
