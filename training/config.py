@@ -79,9 +79,9 @@ class TrainConfig(BaseModel):
     precision: TrainPrecision = "auto"
     threads: int | None = Field(
         default=None, ge=1,
-        description="CPU threads; None: $DOCSTREAM_TORCH_THREADS, else 1 on a machine with "
-        "<= 2 cores (a second thread collapses when another process shares the cores), "
-        "else torch's default.",
+        description="CPU threads; None: $DOCSTREAM_TORCH_THREADS, else every core, except one "
+        "thread on a machine of <= 2 cores that other processes already keep busy (a second "
+        "thread collapses there); see training.machine.",
     )
 
     lora_r: int = Field(default=16, ge=1)
@@ -100,6 +100,12 @@ class TrainConfig(BaseModel):
         default=None, ge=1, description="Evaluations without improvement (default per mode)."
     )
     eval_every: int = Field(default=0, ge=0, description="Also evaluate every N steps (0: no).")
+    windows_per_doc: int | None = Field(
+        default=None, ge=1,
+        description="Train on at most this many windows of each document per epoch, drawn "
+        "afresh each epoch (long documents cost less per epoch); None: every window. Not in "
+        "head mode, where every window is encoded once anyway.",
+    )
 
     teachers: list[Path] = Field(
         default_factory=list,

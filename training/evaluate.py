@@ -26,8 +26,9 @@ from docstream.preprocess.preprocessor import Preprocessor
 
 from . import report as rpt
 from .data import Kind, field_value, read_data
+from .machine import configure_threads
 from .metrics import confusion_matrix, per_class, summary
-from .modeling import configure_threads, load_artifact
+from .modeling import load_artifact
 from .predictors import CachingPredictor
 from .prepare import PreparedDocs, prepare_rows
 
@@ -113,7 +114,7 @@ def evaluate(
             is always added.
         precision: numeric mode; "auto" picks the fastest the artifact allows here.
         limit: score only the first N rows of the split.
-        threads: CPU threads (see `training.modeling.configure_threads`).
+        threads: CPU threads (see `training.machine.pick_threads`).
         note: where progress lines go.
 
     Raises:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import warnings
 from collections.abc import Sequence
@@ -20,7 +19,6 @@ from docstream.model.batching import token_budget_batches
 from docstream.model.classifier import TextClassifier, load_base_encoder
 from docstream.model.encoder import BASE_MODEL_NAME
 from docstream.model.loader import LoadedModel, load_model
-from docstream.model.predictor import Precision, cpu_has_fast_bf16
 from docstream.model.tensors import autocast_for, pad_batch
 
 from .config import TrainConfig
@@ -146,31 +144,6 @@ def load_trainable_state(module: nn.Module, state: dict[str, torch.Tensor]) -> N
     with torch.no_grad():
         for name, value in state.items():
             params[name].copy_(value)
-
-
-def configure_threads(threads: int | None = None) -> int:
-    """Set and return torch's CPU thread count.
-
-    Explicit `threads` wins, then $DOCSTREAM_TORCH_THREADS. Otherwise a machine with at most
-    two cores gets one thread: measured here (2 shared cores), a two-thread LoRA step ran
-    up to 5x slower than a one-thread step whenever another process was busy, because each
-    parallel region waits for the thread that lost its core; one thread lost little when
-    the machine was idle. Larger machines keep torch's default.
-    """
-    want = threads or int(os.environ.get("DOCSTREAM_TORCH_THREADS", "0") or 0)
-    if not want:
-        want = 1 if (os.cpu_count() or 1) <= 2 else torch.get_num_threads()
-    torch.set_num_threads(want)
-    return want
-
-
-def train_precision(config: TrainConfig, device: torch.device) -> Precision:
-    """bf16 autocast on CUDA and on CPUs with native bf16, unless fp32 is asked for."""
-    if config.precision != "auto":
-        return config.precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if cpu_has_fast_bf16() else "fp32"
 
 
 def embed_chunks(

@@ -53,7 +53,7 @@ from docstream.model.tensors import autocast_for, pad_batch
 
 from . import checkpoint as ckpt
 from . import output
-from .batches import epoch_batches, fixed_batches
+from .batches import epoch_batches, fixed_batches, sample_windows
 from .budget import (
     POST_SHARE,
     Budget,
@@ -68,10 +68,10 @@ from .config import TrainConfig
 from .costs import measure_post_costs, write_seconds
 from .data import DataFile, holdout, label_order, read_data, sample_rows
 from .distill import DistillSet, describe_distillation, distill_loss
+from .machine import pick_threads, train_precision
 from .metrics import summary
 from .modeling import (
     build_trainable,
-    configure_threads,
     embed_chunks,
     load_artifact,
     load_trainable_state,
@@ -79,7 +79,6 @@ from .modeling import (
     lora_targets,
     param_groups,
     save_weights,
-    train_precision,
     trainable_state,
 )
 from .predictors import CachedVectorPredictor, FixedLogits
@@ -243,6 +242,10 @@ class _Loop:
         else:
             chunks, labels = data.train.chunk_examples()
             self.n_labelled = len(chunks)
+        #: windows per document, in the examples' order (labelled, then unlabelled texts)
+        self.doc_sizes = [len(d) for d in data.train.docs]
+        if distill is not None:
+            self.doc_sizes += [len(d) for d in distill.unlabelled_docs]
         self.n_examples = len(chunks)
         self.chunks = chunks
         self.targets = torch.from_numpy(labels)
@@ -296,7 +299,14 @@ class _Loop:
         if self.config.mode == "head":
             return fixed_batches(len(self.chunks), self.config.head_batch_size, seed)
         lengths = [len(c) for c in self.chunks]
-        return epoch_batches(lengths, self.config.batch_tokens, self.config.max_batch_size, seed)
+        per_doc = self.config.windows_per_doc
+        if not per_doc:
+            return epoch_batches(lengths, self.config.batch_tokens, self.config.max_batch_size,
+                                 seed)
+        subset = sample_windows(self.doc_sizes, per_doc, seed)
+        sub = epoch_batches([lengths[i] for i in subset], self.config.batch_tokens,
+                            self.config.max_batch_size, seed)
+        return [[int(subset[j]) for j in b] for b in sub]
 
     def set_train_mode(self) -> None:
         """Dropout on where training happens (head mode: the head's dropout only)."""
@@ -670,7 +680,9 @@ def train(config: TrainConfig, note: Note | None = None, *,
     budget.mark("prepared")
     device = pick_device(None)
     precision = train_precision(config, device)
-    threads = configure_threads(config.threads)
+    thread_choice = pick_threads(config.threads)
+    torch.set_num_threads(thread_choice.threads)
+    threads = thread_choice.threads
     checked: list[Precision] = ["fp32", *_precisions_to_check(device)]
     t_load = time.perf_counter()
     encoder = load_base_encoder(base=base)
@@ -684,7 +696,7 @@ def train(config: TrainConfig, note: Note | None = None, *,
     module = build_trainable(config, len(data.labels), encoder=encoder).to(device)
     n_train = sum(p.numel() for p in module.parameters() if p.requires_grad)
     note(f"mode {config.mode}: {n_train:,} trainable parameters, {device.type} {precision} "
-         f"({threads} thread{'s' if threads > 1 else ''}), "
+         f"({threads} thread{'s' if threads > 1 else ''}: {thread_choice.why}), "
          f"{config.epochs} epoch(s), lr {config.lr:g}, head lr {config.head_lr:g}")
     reserved: PostPlan | None = None
     if costs is not None:
@@ -705,6 +717,10 @@ def train(config: TrainConfig, note: Note | None = None, *,
     budget.mark("setup")
     loop = _Loop(config, data, module, device, precision, note, budget=budget, costs=costs,
                  distill=distill)
+    if config.windows_per_doc and config.mode != "head":
+        per_epoch = sum(len(b) for b in loop.plan[0])
+        note(f"epochs: at most {config.windows_per_doc} window(s) of each document, drawn "
+             f"afresh each epoch ({per_epoch:,} of {loop.n_examples:,} windows per epoch)")
     state = _run_loop(loop, config, note, resume, budget)
     loop_end = budget.mark("loop")
 

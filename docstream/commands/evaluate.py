@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="exit 1 if accuracy is below X (a fraction, e.g. 0.9)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="auto")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads (default: $DOCSTREAM_TORCH_THREADS, else 1 on <= 2 cores)")
+                   help="CPU threads (default: $DOCSTREAM_TORCH_THREADS, else every core; "
+                        "1 on a busy machine of <= 2 cores)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="score only the first N rows of the split")
     p.set_defaults(func=run)

@@ -77,9 +77,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="token budget per batch (batch size x longest chunk)")
     p.add_argument("--max-batch-size", type=int, default=64)
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                   help="training autocast (auto: bf16 on CUDA and bf16-capable CPUs)")
+                   help="training autocast (auto: bf16 on CUDA and on CPUs with AMX, else fp32: "
+                        "measured faster, see training/machine.py)")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads (default: $DOCSTREAM_TORCH_THREADS, else 1 on <= 2 cores)")
+                   help="CPU threads (default: $DOCSTREAM_TORCH_THREADS, else every core; "
+                        "1 on a busy machine of <= 2 cores)")
     p.add_argument("--lora-r", type=int, default=16)
     p.add_argument("--lora-alpha", type=int, default=32)
     p.add_argument("--lora-dropout", type=float, default=0.1)
@@ -87,6 +89,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="validation metric for early stopping and the best state")
     p.add_argument("--patience", type=int, default=None,
                    help="validations without gain before stopping (default: head 5, else 2)")
+    p.add_argument("--windows-per-doc", type=int, default=None, metavar="K",
+                   help="each epoch, train on at most K windows of each document, drawn afresh "
+                        "every epoch: cheaper epochs on long documents (default: every window)")
     p.add_argument("--eval-every", type=int, default=0, metavar="STEPS",
                    help="also validate every N steps (default: each epoch only)")
     p.add_argument("--max-chunk-tokens", type=int, default=128,
@@ -149,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
             metric=args.metric,
             patience=args.patience,
             eval_every=args.eval_every,
+            windows_per_doc=args.windows_per_doc,
             teachers=args.teacher,
             unlabelled=args.unlabelled,
             distill_temperature=args.distill_temperature,
