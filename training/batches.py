@@ -55,3 +55,28 @@ def fixed_batches(n: int, batch_size: int, seed: int) -> list[list[int]]:
     """Shuffled fixed-size batches of indices (for head training on cached embeddings)."""
     order = np.random.default_rng(seed).permutation(n)
     return [order[i : i + batch_size].tolist() for i in range(0, n, batch_size)]
+
+
+def sample_windows(doc_sizes: Sequence[int], per_doc: int, seed: int) -> np.ndarray:
+    """Example indices of one epoch that keep at most `per_doc` windows of each document.
+
+    Examples are laid out document by document (`doc_sizes[i]` windows of document i, in
+    order). A document with more windows than `per_doc` contributes `per_doc` of them, drawn
+    afresh each epoch (a different `seed`), so over several epochs the model still sees most
+    of a long document while each epoch costs about `per_doc` windows per document.
+
+    Returns:
+        Sorted example indices.
+    """
+    if per_doc < 1:
+        raise ValueError(f"per_doc must be at least 1, not {per_doc}")
+    rng = np.random.default_rng(seed)
+    picked: list[np.ndarray] = []
+    start = 0
+    for size in doc_sizes:
+        if size <= per_doc:
+            picked.append(np.arange(start, start + size))
+        else:
+            picked.append(start + np.sort(rng.choice(size, per_doc, replace=False)))
+        start += size
+    return np.concatenate(picked) if picked else np.empty(0, dtype=np.int64)
