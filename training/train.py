@@ -532,6 +532,11 @@ def _run_loop(
                      f"{n_batches} batches (step {state.step} of {total_steps}), "
                      f"{budget.elapsed():.0f} s into the {budget.limit_s:.0f} s limit; "
                      f"{budget.reserve_s:.0f} s are kept for calibration and checks")
+                if (config.mode != "head" and not config.windows_per_doc
+                        and loop.n_examples > 1.5 * len(loop.doc_sizes)):
+                    note(f"long documents ({loop.n_examples / len(loop.doc_sizes):.1f} windows "
+                         f"each): --windows-per-doc 1 makes each epoch that much cheaper "
+                         f"(README: 'Cheaper epochs on long documents')")
                 if state.history and state.history[-1]["step"] != state.step:
                     evaluate(f"epoch {epoch + 1} (partial)")  # is it better than the best?
                 save()

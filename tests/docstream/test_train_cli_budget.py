@@ -63,6 +63,7 @@ def test_one_minute_budget_on_long_documents(tmp_path: Path) -> None:
     assert manifest["metrics"]["val"]["n"] == budget["calibration"]["docs"] > 0
     assert "fp32" in manifest["precision_ok"] and manifest["weights_sha256"]
     assert "budget: stopped by the time limit" in proc.stdout
+    assert "--windows-per-doc 1 makes each epoch that much cheaper" in proc.stderr  # the hint
     print(f"\n1-minute budget: wall {wall:.1f} s (subprocess incl. start-up); manifest "
           f"used_s {budget['used_s']}, setup {budget['setup_s']} s, loop {budget['loop_s']} s "
           f"({budget['steps_run']} of {budget['steps_planned']} steps at {budget['step_s']} s), "
