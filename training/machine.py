@@ -52,8 +52,8 @@ def others_busy_cores(sample_s: float = SAMPLE_S) -> float:
     time.sleep(sample_s)
     sys1, own1, t1 = psutil.cpu_times(), me.cpu_times(), time.monotonic()
 
-    def busy(t: Any) -> float:
-        return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+    def busy(t: Any) -> float:  # guest time is already inside user time; steal is not ours
+        return sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq"))
 
     own = (own1.user + own1.system) - (own0.user + own0.system)
     return max(0.0, (busy(sys1) - busy(sys0) - own) / max(t1 - t0, 1e-6))
