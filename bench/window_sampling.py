@@ -52,8 +52,7 @@ def long_documents(src: Path, out: Path, articles: int, seed: int = 0) -> dict[s
 
 def _docstream(*args: str) -> str:
     done = subprocess.run([str(Path(sys.executable).with_name("docstream")), *args], cwd=REPO,
-                          check=True,
-                          capture_output=True, text=True)
+                          check=True, capture_output=True, text=True)
     return done.stdout + done.stderr
 
 

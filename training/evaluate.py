@@ -144,7 +144,7 @@ def evaluate(
     if len(docs) == 0:
         raise ConfigError("no document survived preprocessing")
     t_prep = time.perf_counter()
-    n_threads = configure_threads(threads)
+    n_threads = configure_threads(threads).threads
     built = build_classifier(manifest, loaded.module, precision=precision, threads=n_threads)
     predictor = CachingPredictor(built.predictor)
     clf = DocClassifier(built.spec, predictor)

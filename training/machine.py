@@ -81,11 +81,11 @@ def pick_threads(threads: int | None = None, *,
     return ThreadChoice(default, f"{n_cores} cores")
 
 
-def configure_threads(threads: int | None = None) -> int:
-    """Choose (see `pick_threads`), set and return torch's CPU thread count."""
+def configure_threads(threads: int | None = None) -> ThreadChoice:
+    """Choose (see `pick_threads`) and set torch's CPU thread count; returns the choice."""
     choice = pick_threads(threads)
     torch.set_num_threads(choice.threads)
-    return choice.threads
+    return choice
 
 
 def train_precision(config: TrainConfig, device: torch.device) -> Precision:

@@ -68,7 +68,7 @@ from .config import TrainConfig
 from .costs import measure_post_costs, write_seconds
 from .data import DataFile, holdout, label_order, read_data, sample_rows
 from .distill import DistillSet, describe_distillation, distill_loss
-from .machine import pick_threads, train_precision
+from .machine import configure_threads, train_precision
 from .metrics import summary
 from .modeling import (
     build_trainable,
@@ -300,10 +300,8 @@ class _Loop:
             return fixed_batches(len(self.chunks), self.config.head_batch_size, seed)
         lengths = [len(c) for c in self.chunks]
         per_doc = self.config.windows_per_doc
-        if not per_doc:
-            return epoch_batches(lengths, self.config.batch_tokens, self.config.max_batch_size,
-                                 seed)
-        subset = sample_windows(self.doc_sizes, per_doc, seed)
+        subset = (sample_windows(self.doc_sizes, per_doc, seed) if per_doc
+                  else np.arange(len(lengths)))
         sub = epoch_batches([lengths[i] for i in subset], self.config.batch_tokens,
                             self.config.max_batch_size, seed)
         return [[int(subset[j]) for j in b] for b in sub]
@@ -685,8 +683,7 @@ def train(config: TrainConfig, note: Note | None = None, *,
     budget.mark("prepared")
     device = pick_device(None)
     precision = train_precision(config, device)
-    thread_choice = pick_threads(config.threads)
-    torch.set_num_threads(thread_choice.threads)
+    thread_choice = configure_threads(config.threads)
     threads = thread_choice.threads
     checked: list[Precision] = ["fp32", *_precisions_to_check(device)]
     t_load = time.perf_counter()
