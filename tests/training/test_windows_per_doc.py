@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from docstream.model.loader import load_model
 from docstream.training.train import TrainConfig, train
@@ -49,3 +50,9 @@ def test_epochs_draw_k_windows_per_document(tiny_encoders: Callable[[str], Path]
     assert result.manifest.training.hyperparameters["windows_per_doc"] == 1
     loaded = load_model(tmp_path / "model")  # a complete artifact, as `run` loads it
     assert loaded.manifest.labels == LABELS
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_fewer_than_one_window_is_refused(tmp_path: Path, bad: int) -> None:
+    with pytest.raises(ValidationError, match="windows_per_doc"):
+        TrainConfig(data=tmp_path / "d.jsonl", out=tmp_path / "m", windows_per_doc=bad)
